@@ -1,0 +1,138 @@
+"""A cassette in use: its store, its in-memory index, and the rules that key its requests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from proxy.config import Config, Mode
+from proxy.content_encoding import UnsupportedEncoding, decode_body
+from proxy.decode import TypedView
+from proxy.exchange import Exchange
+from proxy.logs import Logger
+from proxy.matching import Canonical, MatchRules
+from proxy.recordings import RecordingIndex
+from proxy.store import CassetteStore
+
+
+class Cassette:
+    def __init__(
+        self,
+        store: CassetteStore,
+        mode: Mode,
+        rules: MatchRules,
+        index: RecordingIndex,
+        stored: int,
+        view: TypedView,
+        log: Logger,
+    ) -> None:
+        self.store = store
+        self.mode = mode
+        self.rules = rules
+        self.index = index
+        self.exchange_count = stored
+        self._view = view
+        self._log = log
+        self._canonical_cache: dict[int, Canonical] = {}
+
+    @classmethod
+    async def open(
+        cls, path: Path, mode: Mode, config: Config, view: TypedView, log: Logger
+    ) -> Cassette:
+        store = await CassetteStore.open(path)
+        rules = MatchRules(config.matching)
+        index = RecordingIndex(repeat_last=config.replay.repeat == "last")
+        if mode == "record":
+            # A recorder never looks recordings up: keep memory flat however long it runs.
+            stored = await store.count()
+        else:
+            exchanges = await store.load()
+            for exchange in exchanges:
+                index.add(exchange)
+            stored = len(exchanges)
+        cassette = cls(store, mode, rules, index, stored, view, log)
+        store.start(
+            before_write=view.describe, after_write=cassette._logged, on_error=cassette._failed
+        )
+        return cassette
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def new_id(self) -> int:
+        return self.store.allocate_id()
+
+    def record(self, exchange: Exchange) -> None:
+        """Hand a finished exchange to the writer (never waits on disk) and index it in auto mode."""
+        if exchange.content_encoding and not exchange.stream:
+            try:
+                exchange.response_body = decode_body(
+                    exchange.response_body, exchange.content_encoding
+                )
+            except (UnsupportedEncoding, OSError, ValueError) as exc:
+                # Keep the encoded bytes and say why; replay then sends them with their encoding.
+                exchange.notes.append(
+                    f"response body kept {exchange.content_encoding}-encoded: {exc}"
+                )
+            else:
+                exchange.content_encoding = None
+        self.exchange_count += 1
+        self.store.submit(exchange)
+        if self.mode == "auto":
+            self.index.add(exchange, consumed=True)
+
+    def canonical_of(self, exchange: Exchange) -> Canonical:
+        """The canonical form of a stored request, computed once (only needed to explain misses)."""
+        cached = self._canonical_cache.get(exchange.id)
+        if cached is None:
+            content_type = next(
+                (v for k, v in exchange.request_headers if k == "content-type"), None
+            )
+            cached = self.rules.canonical(
+                exchange.method,
+                exchange.path,
+                exchange.query,
+                exchange.request_headers,
+                content_type,
+                exchange.request_body,
+            )
+            self._canonical_cache[exchange.id] = cached
+        return cached
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def _logged(self, exchange: Exchange) -> None:
+        usage = exchange.usage
+        self._log.info(
+            "exchange",
+            source="recorded",
+            mode=self.mode,
+            id=exchange.id,
+            method=exchange.method,
+            path=exchange.path,
+            status=exchange.status,
+            model=usage.model,
+            ms=_round(exchange.duration_ms),
+            ttfb_ms=_round(exchange.ttfb_ms),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            key=exchange.key_fingerprint,
+            outcome=exchange.outcome.value,
+            stream=exchange.stream,
+        )
+
+    def _failed(self, exc: Exception, batch: Sequence[Exchange]) -> None:
+        self._log.error(
+            "cassette write failed",
+            cassette=str(self.path),
+            error=str(exc),
+            exchange_ids=[e.id for e in batch],
+            at=time.time(),
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,81 @@
+"""Command-line interface: `cassette-proxy serve …`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from proxy import __version__
+from proxy.config import ConfigError, load_config
+from proxy.logs import make_logger
+from proxy.server import serve_forever
+from proxy.store import StoreError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cassette-proxy",
+        description="Record, replay and inspect OpenAI API traffic through SQLite cassettes.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--mode", choices=("record", "replay", "auto"), help="default: record")
+    serve.add_argument("--upstream", metavar="URL", help="default: https://api.openai.com")
+    serve.add_argument("--cassette", metavar="PATH", help="default: cassettes/default.db")
+    serve.add_argument("--host", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: 8080")
+    serve.add_argument("--config", metavar="FILE", type=Path, help="a TOML config file")
+    serve.add_argument(
+        "--replay-timing",
+        metavar="none|original|FACTOR",
+        help="replay delays: none (default), original, or a speed-up factor such as 2",
+    )
+    serve.add_argument("--log-format", choices=("auto", "console", "json"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    if args.command == "serve":
+        return _serve(args, env)
+    return 2
+
+
+def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    config_path = args.config or (
+        Path(env["CASSETTE_PROXY_CONFIG"]) if env.get("CASSETTE_PROXY_CONFIG") else None
+    )
+    flags = {
+        "mode": args.mode,
+        "upstream": args.upstream,
+        "cassette": args.cassette,
+        "host": args.host,
+        "port": args.port,
+        "replay_timing": args.replay_timing,
+        "log_format": args.log_format,
+    }
+    try:
+        config = load_config(config_path, env, flags)
+    except ConfigError as exc:
+        print(f"cassette-proxy: config error: {exc}", file=sys.stderr)
+        return 2
+    log = make_logger(config.logging.format, config.logging.level)
+    try:
+        asyncio.run(serve_forever(config, log))
+    except StoreError as exc:
+        print(f"cassette-proxy: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"cassette-proxy: cannot listen on {config.server.host}:{config.server.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,196 @@
+"""Configuration: strict msgspec Structs decoded from TOML, then environment and flags on top.
+
+Precedence is flags > environment (`CASSETTE_PROXY_*`) > config file > defaults. Every layer is merged
+into one plain dict before a single `msgspec.convert`, so a wrong key or type is reported the same way
+whichever layer it came from, naming the key and where it was set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+Mode = Literal["record", "replay", "auto"]
+LogFormat = Literal["auto", "console", "json"]
+RepeatPolicy = Literal["last", "error"]
+
+ENV_PREFIX = "CASSETTE_PROXY_"
+# Statuses the OpenAI SDKs retry on; a replay miss must never use one of them.
+RETRIED_STATUSES = frozenset({408, 409, 429})
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; the message names the key and the source."""
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mode: Mode = "record"
+    cassette: str = "cassettes/default.db"
+    max_body_size: int = 64 * 1024 * 1024
+    shutdown_grace: float = 30.0
+    admin_allow_remote: bool = False
+
+
+class UpstreamConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str = "https://api.openai.com"
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+
+
+class ReplayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    timing: str = "none"
+    repeat: RepeatPolicy = "last"
+    miss_status: int = 400
+
+
+class MatchingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    ignore_json_paths: list[str] = msgspec.field(default_factory=list)
+    ignore_query_params: list[str] = msgspec.field(default_factory=list)
+    headers: list[str] = msgspec.field(default_factory=list)
+
+
+class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    format: LogFormat = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    upstream: UpstreamConfig = msgspec.field(default_factory=UpstreamConfig)
+    replay: ReplayConfig = msgspec.field(default_factory=ReplayConfig)
+    matching: MatchingConfig = msgspec.field(default_factory=MatchingConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+
+
+# Settings reachable from the environment and the command line: name → (section, key).
+OVERRIDABLE: dict[str, tuple[str, str]] = {
+    "mode": ("server", "mode"),
+    "upstream": ("upstream", "url"),
+    "cassette": ("server", "cassette"),
+    "host": ("server", "host"),
+    "port": ("server", "port"),
+    "replay_timing": ("replay", "timing"),
+    "log_format": ("logging", "format"),
+}
+
+
+def parse_timing(value: str) -> float | None:
+    """`none` → None (no delays), `original` → 1.0, a number → that speed-up factor's inverse.
+
+    A factor of 2 replays twice as fast as recorded (delays halved); 0.5 twice as slow.
+    """
+    text = value.strip().lower()
+    if text == "none":
+        return None
+    if text == "original":
+        return 1.0
+    try:
+        factor = float(text)
+    except ValueError:
+        raise ValueError(
+            f"replay timing must be 'none', 'original' or a positive speed factor, not {value!r}"
+        ) from None
+    if not factor > 0:
+        raise ValueError(f"replay timing factor must be positive, not {value!r}")
+    return 1.0 / factor
+
+
+def load_config(
+    path: Path | None,
+    environ: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> Config:
+    """Build the effective configuration; raises ConfigError with the offending key and source."""
+    raw: dict[str, Any] = {}
+    sources: dict[tuple[str, str], str] = {}
+    if path is not None:
+        raw = _read_toml(path)
+        for section, values in raw.items():
+            if isinstance(values, dict):
+                for key in values:
+                    sources[(section, key)] = str(path)
+    for name, (section, key) in OVERRIDABLE.items():
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            raw.setdefault(section, {})[key] = environ[env_name]
+            sources[(section, key)] = f"environment variable {env_name}"
+    for name, value in flags.items():
+        if value is None:
+            continue
+        section, key = OVERRIDABLE[name]
+        raw.setdefault(section, {})[key] = value
+        sources[(section, key)] = f"--{name.replace('_', '-')}"
+    try:
+        # strict=False lets environment strings such as "8081" become ints.
+        config = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc, sources, path)) from None
+    _validate(config, sources, path)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = msgspec.toml.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a TOML table at the top level")
+    return raw
+
+
+_PATH_IN_ERROR = re.compile(r"at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def _describe(
+    exc: msgspec.ValidationError, sources: dict[tuple[str, str], str], path: Path | None
+) -> str:
+    message = str(exc)
+    located = _PATH_IN_ERROR.search(message)
+    key_path = located.group(1).lstrip(".") if located else ""
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown:
+        key = f"{key_path}.{unknown.group(1)}" if key_path else unknown.group(1)
+        where = str(path) if path else "configuration"
+        return (
+            f"{where}: unknown key `{key}`; remove it or fix its spelling "
+            "(config.example.toml lists every key)"
+        )
+    parts = key_path.split(".")
+    where = sources.get((parts[0], parts[1])) if len(parts) >= 2 else None
+    where = where or (str(path) if path else "configuration")
+    detail = message.split(" - at ")[0]
+    return f"{where}: bad value for `{key_path}`: {detail}"
+
+
+def _validate(config: Config, sources: dict[tuple[str, str], str], path: Path | None) -> None:
+    def fail(section: str, key: str, problem: str) -> ConfigError:
+        where = sources.get((section, key)) or (str(path) if path else "configuration")
+        return ConfigError(f"{where}: bad value for `{section}.{key}`: {problem}")
+
+    try:
+        parse_timing(config.replay.timing)
+    except ValueError as exc:
+        raise fail("replay", "timing", str(exc)) from None
+    status = config.replay.miss_status
+    if not 400 <= status <= 499 or status in RETRIED_STATUSES:
+        raise fail(
+            "replay", "miss_status", "must be a 4xx status the SDKs do not retry (not 408/409/429)"
+        )
+    if not 0 <= config.server.port <= 65535:
+        raise fail("server", "port", "must be between 0 and 65535")
+    if config.server.max_body_size <= 0:
+        raise fail("server", "max_body_size", "must be a positive number of bytes")
+    if not config.upstream.url.startswith(("http://", "https://")):
+        raise fail("upstream", "url", "must start with http:// or https://")

@@ -1,0 +1,213 @@
+"""Canonical request form, match keys, and the explanation of a miss.
+
+Two requests match when their canonical forms are equal: method, path, sorted query (minus ignored
+parameters), the configured headers, and the body — JSON by value (key order ignored, array order
+kept), multipart by its fields and file digests (never the boundary), anything else by its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from proxy.config import MatchingConfig
+
+KEY_ALGORITHM = "sha256"
+Json = Any
+_PATH_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\d+|\*)\]")
+
+
+class Canonical(msgspec.Struct, array_like=True):
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: list[tuple[str, str]]
+    body: Json
+
+
+class MatchRules:
+    """Compiled matching configuration."""
+
+    def __init__(self, config: MatchingConfig) -> None:
+        self.ignored_query = frozenset(config.ignore_query_params)
+        self.headers = tuple(sorted(h.lower() for h in config.headers))
+        self.ignored_paths = tuple(_parse_path(p) for p in config.ignore_json_paths)
+        self._encoder = msgspec.json.Encoder(order="sorted")
+
+    def canonical(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Iterable[tuple[str, str]],
+        content_type: str | None,
+        body: bytes,
+    ) -> Canonical:
+        pairs = sorted(
+            (k, v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+            if k not in self.ignored_query
+        )
+        wanted: list[tuple[str, str]] = []
+        if self.headers:
+            lowered = [(k.lower(), v) for k, v in headers]
+            wanted = sorted((k, v) for k, v in lowered if k in self.headers)
+        return Canonical(method.upper(), path, pairs, wanted, self._body(content_type, body))
+
+    def key(self, canonical: Canonical) -> str:
+        digest = hashlib.sha256(self._encoder.encode(canonical)).hexdigest()
+        return f"{KEY_ALGORITHM}:{digest}"
+
+    def _body(self, content_type: str | None, body: bytes) -> Json:
+        if not body:
+            return None
+        media = (content_type or "").split(";")[0].strip().lower()
+        if media == "multipart/form-data":
+            boundary = _boundary(content_type or "")
+            if boundary:
+                return {"multipart": multipart_fields(body, boundary)}
+        if media.endswith("json") or (not media and body.lstrip()[:1] in (b"{", b"[")):
+            try:
+                value = msgspec.json.decode(body)
+            except msgspec.DecodeError:
+                return {"sha256": hashlib.sha256(body).hexdigest()}
+            for tokens in self.ignored_paths:
+                value = _drop(value, tokens)
+            return value
+        return {"sha256": hashlib.sha256(body).hexdigest()}
+
+
+def _boundary(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary":
+            return value.strip('"')
+    return None
+
+
+def multipart_fields(body: bytes, boundary: str) -> list[list[Json]]:
+    """[name, filename, content type, text value or file digest] per part, sorted by name."""
+    delimiter = b"--" + boundary.encode("latin-1")
+    fields: list[list[Json]] = []
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, content = part.partition(b"\r\n\r\n")
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        disposition: dict[str, str] = {}
+        part_type: str | None = None
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-disposition":
+                for param in value.split(";")[1:]:
+                    k, _, v = param.strip().partition("=")
+                    disposition[k.lower()] = v.strip('"')
+            elif name.strip().lower() == "content-type":
+                part_type = value.strip()
+        filename = disposition.get("filename")
+        if filename is None:
+            value_repr: Json = content.decode("utf-8", "replace")
+        else:
+            value_repr = {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
+        fields.append([disposition.get("name", ""), filename, part_type, value_repr])
+    fields.sort(key=lambda f: str(f[0]))
+    return fields
+
+
+def _parse_path(path: str) -> tuple[str | int, ...]:
+    text = path[5:] if path.startswith("body.") else path
+    tokens: list[str | int] = []
+    for name, index in _PATH_TOKEN.findall(text):
+        if name:
+            tokens.append(name)
+        else:
+            tokens.append("*" if index == "*" else int(index))
+    return tuple(tokens)
+
+
+def _drop(value: Json, tokens: tuple[str | int, ...]) -> Json:
+    if not tokens:
+        return value
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(value, dict) and isinstance(head, str):
+        if head == "*":
+            keys = list(value)
+        elif head in value:
+            keys = [head]
+        else:
+            return value
+        for key in keys:
+            if rest:
+                value[key] = _drop(value[key], rest)
+            else:
+                del value[key]
+    elif isinstance(value, list) and (head == "*" or isinstance(head, int)):
+        indexes = range(len(value)) if head == "*" else [head] if head < len(value) else []
+        if not rest:
+            return [v for i, v in enumerate(value) if i not in indexes]
+        for i in indexes:
+            value[i] = _drop(value[i], rest)
+    return value
+
+
+class Difference(msgspec.Struct):
+    path: str
+    live: Json
+    recorded: Json
+
+    def describe(self) -> str:
+        return f"{self.path}: {_show(self.live)} != {_show(self.recorded)}"
+
+
+_MISSING = "<absent>"
+
+
+def differences(live: Canonical, recorded: Canonical, limit: int = 50) -> list[Difference]:
+    """Differing leaves between two canonical requests, in document order, at most `limit`."""
+    found: list[Difference] = []
+    for name, a, b in (
+        ("method", live.method, recorded.method),
+        ("path", live.path, recorded.path),
+        ("query", _pairs_dict(live.query), _pairs_dict(recorded.query)),
+        ("headers", _pairs_dict(live.headers), _pairs_dict(recorded.headers)),
+        ("body", live.body, recorded.body),
+    ):
+        _compare(a, b, name, found, limit)
+    return found
+
+
+def _pairs_dict(pairs: list[tuple[str, str]]) -> dict[str, Json]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
+
+
+def _compare(a: Json, b: Json, path: str, found: list[Difference], limit: int) -> None:
+    if len(found) >= limit or a == b:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            sub = f"{path}.{key}" if _PATH_SAFE.fullmatch(str(key)) else f"{path}[{key!r}]"
+            _compare(a.get(key, _MISSING), b.get(key, _MISSING), sub, found, limit)
+    elif isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            left = a[i] if i < len(a) else _MISSING
+            right = b[i] if i < len(b) else _MISSING
+            _compare(left, right, f"{path}[{i}]", found, limit)
+    else:
+        found.append(Difference(path, a, b))
+
+
+_PATH_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _show(value: Json, width: int = 80) -> str:
+    text = value if value is _MISSING else msgspec.json.encode(value).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,56 @@
+"""In-memory index of a cassette's recordings: per match key, a FIFO in recorded order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+
+from proxy.exchange import Exchange
+
+
+class Take(msgspec.Struct):
+    """The outcome of a lookup: the recording to serve, if any, and whether the key was used up."""
+
+    exchange: Exchange | None
+    used_up: bool = False
+    replayed: int = 0
+    recorded: int = 0
+
+
+class RecordingIndex:
+    def __init__(self, repeat_last: bool) -> None:
+        self._by_key: dict[str, list[Exchange]] = {}
+        self._served: dict[str, int] = {}
+        self._repeat_last = repeat_last
+
+    def add(self, exchange: Exchange, *, consumed: bool = False) -> None:
+        """Index a complete recording; `consumed` marks one just made for the live request."""
+        if not exchange.complete:
+            return  # a partial exchange cannot reproduce what the client saw
+        queue = self._by_key.setdefault(exchange.match_key, [])
+        queue.append(exchange)
+        if consumed:
+            self._served[exchange.match_key] = len(queue)
+
+    def take(self, key: str) -> Take:
+        queue = self._by_key.get(key)
+        if not queue:
+            return Take(None)
+        served = self._served.get(key, 0)
+        if served < len(queue):
+            self._served[key] = served + 1
+            return Take(queue[served], replayed=served + 1, recorded=len(queue))
+        if self._repeat_last:
+            return Take(queue[-1], used_up=True, replayed=served, recorded=len(queue))
+        return Take(None, used_up=True, replayed=served, recorded=len(queue))
+
+    def is_used_up(self, key: str) -> bool:
+        return self._served.get(key, 0) >= len(self._by_key.get(key, ()))
+
+    def __iter__(self) -> Iterator[Exchange]:
+        for queue in self._by_key.values():
+            yield from queue
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self._by_key.values())

@@ -1,0 +1,78 @@
+"""Serving recordings: status, headers and body bytes as recorded, SSE events one by one.
+
+With a timing scale, the first byte waits the recorded TTFB and every event its recorded offset
+(times the scale), measured from when the request arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from proxy.cassette import Cassette
+from proxy.exchange import Exchange
+from proxy.headers import replay_response_headers
+from proxy.matching import Canonical, Difference, differences
+from proxy.recordings import Take
+
+
+async def serve_recording(
+    request: web.Request, exchange: Exchange, scale: float | None, arrived: float
+) -> web.StreamResponse:
+    loop = asyncio.get_running_loop()
+    headers = replay_response_headers(exchange.response_headers, exchange.content_encoding)
+
+    async def wait_until(offset_ms: float | None) -> None:
+        if scale is None or offset_ms is None:
+            return
+        delay = arrived + offset_ms * scale / 1000 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    await wait_until(exchange.ttfb_ms)
+    if not exchange.stream:
+        return web.Response(status=exchange.status, headers=headers, body=exchange.response_body)
+    response = web.StreamResponse(status=exchange.status, headers=headers)
+    await response.prepare(request)
+    for event in exchange.events:
+        await wait_until(event.offset_ms)
+        await response.write(event.data)
+    await response.write_eof()
+    return response
+
+
+def explain_miss(cassette: Cassette, live: Canonical, take: Take) -> str:
+    """Why nothing was served: the nearest recording and the first field that differs."""
+    where = f"cassette {cassette.path}"
+    request_line = f"{live.method} {live.path}"
+    if take.used_up:
+        return (
+            f"cassette-proxy replay miss: {request_line} matches a recording in {where}, but all "
+            f'{take.recorded} recording(s) of it were already replayed (replay.repeat = "error"); '
+            "record again to capture the extra call"
+        )
+    nearest: tuple[tuple[int, int], Exchange, list[Difference]] | None = None
+    for exchange in cassette.index:
+        if exchange.method != live.method:
+            continue
+        found = differences(live, cassette.canonical_of(exchange))
+        rank = (int(exchange.path != live.path), len(found))
+        if nearest is None or rank < nearest[0]:
+            nearest = (rank, exchange, found)
+    if nearest is None:
+        return (
+            f"cassette-proxy replay miss: no recording in {where} matches {request_line}, and it "
+            f"holds no {live.method} requests at all; record it first (--mode record or auto)"
+        )
+    _, exchange, found = nearest
+    recorded_at = datetime.fromtimestamp(exchange.started_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    first = found[0].describe() if found else "no difference in matched fields"
+    more = f" (and {len(found) - 1} more difference(s))" if len(found) > 1 else ""
+    used = " It was already replayed." if cassette.index.is_used_up(exchange.match_key) else ""
+    return (
+        f"cassette-proxy replay miss: no recording in {where} matches {request_line}. Nearest is "
+        f"exchange #{exchange.id} ({exchange.method} {exchange.path}, recorded {recorded_at}): "
+        f"{first}{more}.{used}"
+    )

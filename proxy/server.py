@@ -1,0 +1,74 @@
+"""Running the application: an AppRunner with graceful shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+from proxy.app import build_app
+from proxy.config import Config
+from proxy.logs import Logger
+
+
+class RunningProxy:
+    """A started proxy; `port` is the bound one (useful with port 0)."""
+
+    def __init__(self, runner: web.AppRunner, site: web.TCPSite, host: str, port: int) -> None:
+        self.runner = runner
+        self.site = site
+        self.host = host
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish within the grace period, flush, close."""
+        await self.runner.cleanup()
+
+
+async def start_proxy(config: Config, log: Logger) -> RunningProxy:
+    app = build_app(config, log)
+    runner = web.AppRunner(
+        app,
+        # A client that goes away cancels its handler, which cancels the upstream request.
+        handler_cancellation=True,
+        shutdown_timeout=config.server.shutdown_grace,
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    port = sockets[0].getsockname()[1] if sockets else config.server.port
+    return RunningProxy(runner, site, config.server.host, port)
+
+
+async def serve_forever(config: Config, log: Logger) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    proxy = await start_proxy(config, log)
+    log.info(
+        "listening",
+        url=proxy.url,
+        mode=config.server.mode,
+        cassette=config.server.cassette,
+        upstream=config.upstream.url,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down", grace_s=config.server.shutdown_grace)
+        await proxy.stop()
+        log.info("stopped")

@@ -1,0 +1,77 @@
+"""Named, idempotent schema migrations, applied in order when a cassette opens."""
+
+from __future__ import annotations
+
+import time
+
+import aiosqlite
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_exchanges",
+        """
+        CREATE TABLE exchanges (
+            id INTEGER PRIMARY KEY,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            query TEXT NOT NULL,
+            endpoint TEXT,
+            request_headers TEXT NOT NULL,
+            key_fingerprint TEXT,
+            request_body BLOB NOT NULL,
+            status INTEGER NOT NULL,
+            response_headers TEXT NOT NULL,
+            response_body BLOB NOT NULL,
+            content_encoding TEXT,
+            stream INTEGER NOT NULL,
+            ttfb_ms REAL,
+            duration_ms REAL,
+            match_key TEXT NOT NULL,
+            complete INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            notes TEXT NOT NULL,
+            model TEXT,
+            input_tokens INTEGER,
+            cached_tokens INTEGER,
+            output_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            finish_reason TEXT,
+            error_type TEXT,
+            error_code TEXT,
+            upstream_request_id TEXT
+        );
+        CREATE INDEX exchanges_match_key ON exchanges (match_key, id);
+        CREATE INDEX exchanges_started_at ON exchanges (started_at);
+        CREATE INDEX exchanges_model ON exchanges (model);
+        CREATE TABLE sse_events (
+            exchange_id INTEGER NOT NULL REFERENCES exchanges (id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            offset_ms REAL NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (exchange_id, idx)
+        ) WITHOUT ROWID;
+        """,
+    ),
+)
+
+
+async def apply_migrations(db: aiosqlite.Connection) -> list[str]:
+    """Apply the migrations this cassette lacks, each in its own transaction; returns their names."""
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    async with db.execute("SELECT name FROM _migrations") as cursor:
+        done = {row[0] async for row in cursor}
+    applied: list[str] = []
+    for name, script in MIGRATIONS:
+        if name in done:
+            continue
+        await db.executescript(
+            f"BEGIN;\n{script}\n"
+            f"INSERT INTO _migrations (name, applied_at) VALUES ('{name}', {time.time()});\n"
+            "COMMIT;"
+        )
+        applied.append(name)
+    return applied
