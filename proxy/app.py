@@ -101,6 +101,8 @@ class ProxyHandler:
         self._limit = config.server.max_body_size
         self._scale = parse_timing(config.replay.timing)
         self._miss_status = config.replay.miss_status
+        # Hashing the key once per distinct credential, not once per request.
+        self._fingerprints: dict[str, str] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         arrived = asyncio.get_running_loop().time()
@@ -111,13 +113,24 @@ class ProxyHandler:
             return body
         path, _, query = request.raw_path.partition("?")
         canonical = cassette.rules.canonical(
-            request.method, path, query, request.headers.items(), request.content_type, body
+            request.method,
+            path,
+            query,
+            request.headers.items(),
+            request.headers.get("content-type"),
+            body,
         )
         key = cassette.rules.key(canonical)
         if cassette.mode != "record":
             take = cassette.index.take(key)
             if take.exchange is not None:
-                response = await serve_recording(request, take.exchange, self._scale, arrived)
+                response = await serve_recording(
+                    request,
+                    take.exchange,
+                    cassette.replay_headers(take.exchange),
+                    self._scale,
+                    arrived,
+                )
                 self._log_replay(take.exchange, arrived)
                 return response
             if cassette.mode == "replay":
@@ -136,11 +149,19 @@ class ProxyHandler:
             request_headers=storable_request_headers(request.headers.items()),
             request_body=body,
             match_key=key,
-            key_fingerprint=fingerprint(credential) if credential else None,
+            key_fingerprint=self._fingerprint(credential) if credential else None,
         )
         return await app[UPSTREAM].relay(
             request, exchange, cassette.record, app[SHUTTING_DOWN].is_set
         )
+
+    def _fingerprint(self, credential: str) -> str:
+        known = self._fingerprints.get(credential)
+        if known is None:
+            if len(self._fingerprints) >= 1024:
+                self._fingerprints.clear()
+            known = self._fingerprints[credential] = fingerprint(credential)
+        return known
 
     async def _read_body(self, request: web.Request) -> bytes | web.Response:
         declared = request.content_length

@@ -6,10 +6,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from multidict import CIMultiDict
+
 from proxy.config import Config, Mode
 from proxy.content_encoding import UnsupportedEncoding, decode_body
 from proxy.decode import TypedView
 from proxy.exchange import Exchange
+from proxy.headers import replay_response_headers
 from proxy.logs import Logger
 from proxy.matching import Canonical, MatchRules
 from proxy.recordings import RecordingIndex
@@ -35,6 +38,7 @@ class Cassette:
         self._view = view
         self._log = log
         self._canonical_cache: dict[int, Canonical] = {}
+        self._replay_headers: dict[int, CIMultiDict[str]] = {}
 
     @classmethod
     async def open(
@@ -100,6 +104,14 @@ class Cassette:
             )
             self._canonical_cache[exchange.id] = cached
         return cached
+
+    def replay_headers(self, exchange: Exchange) -> CIMultiDict[str]:
+        """Headers to replay a recording with, built once per recording."""
+        headers = self._replay_headers.get(exchange.id)
+        if headers is None:
+            headers = replay_response_headers(exchange.response_headers, exchange.content_encoding)
+            self._replay_headers[exchange.id] = headers
+        return headers
 
     async def close(self) -> None:
         await self.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
@@ -14,8 +15,21 @@ from proxy.config import LogFormat
 Logger = structlog.typing.FilteringBoundLogger
 
 
-def _json_dumps(event: Any, **_: Any) -> str:
-    return msgspec.json.encode(event).decode()
+class LineWriter:
+    """Writes each rendered line with one os.write: no Python I/O layers, nothing held back."""
+
+    def __init__(self, stream: TextIO) -> None:
+        stream.flush()
+        self._fd = stream.fileno()
+
+    def msg(self, message: bytes) -> None:
+        os.write(self._fd, message + b"\n")
+
+    log = debug = info = warning = warn = error = critical = exception = failure = fatal = msg
+
+
+def _render_json(_: Any, __: str, event: dict[str, Any]) -> bytes:
+    return msgspec.json.encode(event)
 
 
 def make_logger(fmt: LogFormat, level: str, stream: TextIO | None = None) -> Logger:
@@ -26,15 +40,18 @@ def make_logger(fmt: LogFormat, level: str, stream: TextIO | None = None) -> Log
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    sink: Any
     if console:
         processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
+        sink = structlog.PrintLogger(out)
     else:
-        processors += [
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(_json_dumps),
-        ]
+        processors += [structlog.processors.format_exc_info, _render_json]
+        try:
+            sink = LineWriter(out)
+        except (AttributeError, OSError, ValueError):  # a stream without a file descriptor
+            sink = structlog.BytesLogger(getattr(out, "buffer", None))
     logger: Logger = structlog.wrap_logger(
-        structlog.PrintLogger(out),
+        sink,
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,

@@ -10,19 +10,22 @@ import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy.cassette import Cassette
 from proxy.exchange import Exchange
-from proxy.headers import replay_response_headers
 from proxy.matching import Canonical, Difference, differences
 from proxy.recordings import Take
 
 
 async def serve_recording(
-    request: web.Request, exchange: Exchange, scale: float | None, arrived: float
+    request: web.Request,
+    exchange: Exchange,
+    headers: CIMultiDict[str],
+    scale: float | None,
+    arrived: float,
 ) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
-    headers = replay_response_headers(exchange.response_headers, exchange.content_encoding)
 
     async def wait_until(offset_ms: float | None) -> None:
         if scale is None or offset_ms is None:

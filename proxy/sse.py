@@ -29,12 +29,14 @@ class SseSplitter:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        # A blank line can straddle chunks: re-scan only the last 3 old bytes, not the whole event.
+        scan_from = max(len(self._buffer) - 3, 0)
         buffer = self._buffer + chunk if self._buffer else chunk
         # A trailing CR may be the first half of a CRLF: wait for the next chunk to decide.
         end = len(buffer) - 1 if buffer.endswith(b"\r") else len(buffer)
         events: list[bytes] = []
         start = 0
-        while (found := _BLANK_LINE.search(buffer, start, end)) is not None:
+        while (found := _BLANK_LINE.search(buffer, max(start, scan_from), end)) is not None:
             events.append(buffer[start : found.end()])
             start = found.end()
         self._buffer = buffer[start:]
