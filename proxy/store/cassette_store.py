@@ -20,7 +20,10 @@ from proxy.exchange import Exchange, Outcome, Usage
 from proxy.sse import SseEvent
 from proxy.store.migrations import apply_migrations
 
-BATCH_LIMIT = 256
+BATCH_LIMIT = 512
+# The writer waits this long after the first exchange of a batch, so that under load one
+# transaction (and one round trip to the SQLite thread) carries many exchanges.
+BATCH_LINGER_S = 0.05
 RETRY_DELAYS = (0.1, 0.5, 2.0)
 
 _EXCHANGE_COLUMNS = (
@@ -132,6 +135,8 @@ class CassetteStore:
         while not stopping:
             batch: list[Exchange] = []
             item = await self._queue.get()
+            if item is not None:
+                await asyncio.sleep(BATCH_LINGER_S)
             while True:
                 if item is None:
                     stopping = True
