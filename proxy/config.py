@@ -168,8 +168,8 @@ def _describe(
             "(config.example.toml lists every key)"
         )
     parts = key_path.split(".")
-    where = sources.get((parts[0], parts[1])) if len(parts) >= 2 else None
-    where = where or (str(path) if path else "configuration")
+    source = sources.get((parts[0], parts[1])) if len(parts) >= 2 else None
+    where = source or (str(path) if path else "configuration")
     detail = message.split(" - at ")[0]
     return f"{where}: bad value for `{key_path}`: {detail}"
 

@@ -26,7 +26,7 @@ class _Identity:
 
 class _Brotli:
     def __init__(self) -> None:
-        import brotli  # type: ignore[import-not-found, unused-ignore]
+        import brotli  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         self._inner = brotli.Decompressor()
 

@@ -148,7 +148,10 @@ def _drop(value: Json, tokens: tuple[str | int, ...]) -> Json:
             else:
                 del value[key]
     elif isinstance(value, list) and (head == "*" or isinstance(head, int)):
-        indexes = range(len(value)) if head == "*" else [head] if head < len(value) else []
+        if head == "*":
+            indexes: Iterable[int] = range(len(value))
+        else:
+            indexes = [head] if isinstance(head, int) and head < len(value) else []
         if not rest:
             return [v for i, v in enumerate(value) if i not in indexes]
         for i in indexes:

@@ -12,7 +12,7 @@ import msgspec
 
 _EOL = rb"(?:\r\n|\r(?!\n)|\n)"
 _BLANK_LINE = re.compile(_EOL + _EOL)
-_LINE = re.compile(rb"\r\n|\r|\n")
+_LINE = re.compile(r"\r\n|\r|\n")
 
 
 class SseEvent(msgspec.Struct, array_like=True):

@@ -1,0 +1,62 @@
+"""Configuration precedence and errors that name the key and where it was set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from proxy.config import ConfigError, load_config, parse_timing
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_config_documents_exactly_the_defaults() -> None:
+    example = load_config(REPO / "config.example.toml", {}, {})
+    assert msgspec.to_builtins(example) == msgspec.to_builtins(load_config(None, {}, {}))
+
+
+def test_precedence_flags_over_environment_over_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nport = 7000\nmode = "auto"\n[upstream]\nurl = "http://file"\n')
+    env = {"CASSETTE_PROXY_PORT": "7001", "CASSETTE_PROXY_UPSTREAM": "http://env"}
+    config = load_config(path, env, {"port": 7002, "mode": None})
+    assert config.server.port == 7002  # flag
+    assert config.upstream.url == "http://env"  # environment beats file
+    assert config.server.mode == "auto"  # file beats default
+    assert config.server.host == "127.0.0.1"  # default
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[server]\nprot = 1\n", "unknown key `server.prot`"),
+        ("[sever]\nport = 1\n", "unknown key `sever`"),
+        ('[server]\nport = "x"\n', "bad value for `server.port`"),
+        ('[replay]\ntiming = "fast"\n', "bad value for `replay.timing`"),
+        ("[replay]\nmiss_status = 429\n", "bad value for `replay.miss_status`"),
+        ('[server]\nmode = "play"\n', "bad value for `server.mode`"),
+        ("[server\n", "invalid TOML"),
+    ],
+)
+def test_bad_file_names_key_and_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {}, {})
+    assert expected in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="CASSETTE_PROXY_PORT.*server.port"):
+        load_config(None, {"CASSETTE_PROXY_PORT": "eighty"}, {})
+
+
+def test_replay_timing_values() -> None:
+    assert parse_timing("none") is None
+    assert parse_timing("original") == 1.0
+    assert parse_timing("2") == 0.5
+    with pytest.raises(ValueError):
+        parse_timing("0")

@@ -1,0 +1,98 @@
+"""Canonical request form and miss explanations (pure functions, no servers needed)."""
+
+from __future__ import annotations
+
+from proxy.config import MatchingConfig
+from proxy.matching import MatchRules, differences
+
+
+def rules(**config: list[str]) -> MatchRules:
+    return MatchRules(MatchingConfig(**config))
+
+
+def key(r: MatchRules, body: bytes, query: str = "", content_type: str = "application/json") -> str:
+    return r.key(r.canonical("POST", "/v1/chat/completions", query, [], content_type, body))
+
+
+def multipart(boundary: str, fields: list[tuple[str, str | None, bytes]]) -> bytes:
+    out = b""
+    for name, filename, content in fields:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content
+        out += b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def test_json_matches_by_value_not_bytes() -> None:
+    r = rules()
+    a = key(r, b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
+    b = key(r, b'{"messages":[{"content":"hi","role":"user"}],"model":"m"}')
+    assert a == b
+    assert a.startswith("sha256:")
+    # array order is kept
+    c = key(
+        r,
+        b'{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"user","content":"x"}]}',
+    )
+    d = key(
+        r,
+        b'{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":"hi"}]}',
+    )
+    assert c != d
+
+
+def test_query_is_sorted_and_ignored_params_dropped() -> None:
+    r = rules(ignore_query_params=["api-version"])
+    assert key(r, b"", "b=2&a=1&api-version=1") == key(r, b"", "a=1&b=2&api-version=2")
+    assert key(r, b"", "a=1") != key(r, b"", "a=2")
+
+
+def test_ignored_json_paths() -> None:
+    r = rules(ignore_json_paths=["body.user", "body.messages[*].name", "metadata.run"])
+    a = key(r, b'{"user":"a","metadata":{"run":1,"k":1},"messages":[{"name":"x","content":"c"}]}')
+    b = key(r, b'{"user":"b","metadata":{"run":2,"k":1},"messages":[{"name":"y","content":"c"}]}')
+    assert a == b
+    c = key(r, b'{"user":"b","metadata":{"run":2,"k":2},"messages":[{"name":"y","content":"c"}]}')
+    assert a != c
+
+
+def test_multipart_matches_by_fields_and_file_digest_never_boundary() -> None:
+    r = rules()
+    fields = [("model", None, b"whisper-1"), ("file", "a.wav", b"RIFF\x00\x01binary")]
+    one = key(r, multipart("b1", fields), content_type="multipart/form-data; boundary=b1")
+    two = key(r, multipart("zz9", fields), content_type="multipart/form-data; boundary=zz9")
+    assert one == two
+    changed = [("model", None, b"whisper-1"), ("file", "a.wav", b"RIFF\x00\x02binary")]
+    three = key(r, multipart("b1", changed), content_type="multipart/form-data; boundary=b1")
+    assert three != one
+
+
+def test_other_bodies_match_by_bytes() -> None:
+    r = rules()
+    assert key(r, b"abc", content_type="text/plain") == key(r, b"abc", content_type="text/plain")
+    assert key(r, b"abc", content_type="text/plain") != key(r, b"abd", content_type="text/plain")
+
+
+def test_headers_only_when_configured() -> None:
+    def canon(r: MatchRules, value: str) -> str:
+        return r.key(r.canonical("GET", "/v1/models", "", [("OpenAI-Beta", value)], None, b""))
+
+    assert canon(rules(), "a") == canon(rules(), "b")
+    assert canon(rules(headers=["openai-beta"]), "a") != canon(rules(headers=["openai-beta"]), "b")
+
+
+def test_differences_name_json_paths_live_value_first() -> None:
+    r = rules()
+    live = r.canonical(
+        "POST", "/v1/chat/completions", "", [], "application/json",
+        b'{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}]}',
+    )  # fmt: skip
+    recorded = r.canonical(
+        "POST", "/v1/chat/completions", "", [], "application/json",
+        b'{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hello"}],"n":2}',
+    )  # fmt: skip
+    found = differences(live, recorded)
+    assert [d.describe() for d in found] == [
+        'body.messages[1].content: "hi" != "hello"',
+        "body.n: <absent> != 2",
+    ]
