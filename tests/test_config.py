@@ -50,7 +50,7 @@ def test_bad_file_names_key_and_file(tmp_path: Path, text: str, expected: str) -
 
 
 def test_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="CASSETTE_PROXY_PORT.*server.port"):
+    with pytest.raises(ConfigError, match=r"CASSETTE_PROXY_PORT.*server\.port"):
         load_config(None, {"CASSETTE_PROXY_PORT": "eighty"}, {})
 
 
