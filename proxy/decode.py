@@ -1,10 +1,180 @@
-"""Typed view of exchanges (work in progress: filled in from the generated schemas)."""
+"""The typed view of an exchange: route table → generated structs → typed columns.
+
+Runs in the cassette writer, after the client has its response. The raw bytes stay the record: a
+body the types cannot decode only adds a note to the exchange; it never fails anything.
+"""
 
 from __future__ import annotations
 
-from proxy.exchange import Exchange
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from proxy.exchange import Exchange, Usage
+from proxy.schemas.errors import ErrorResponse
+from proxy.schemas.routes import ROUTES, Route
+from proxy.sse import parse_event
+
+API_PREFIX = "/v1"
+AZURE_PREFIX = ("openai", "deployments")  # /openai/deployments/{deployment}/... ?api-version=
+
+
+class _Compiled(msgspec.Struct, frozen=True):
+    route: Route
+    template: str
+
+
+class _Node:
+    """One path segment of the route trie: literal children, a `{parameter}` child, operations."""
+
+    __slots__ = ("literal", "operations", "parameter")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node] = {}
+        self.parameter: _Node | None = None
+        self.operations: dict[str, _Compiled] = {}
+
+
+class RouteTable:
+    """Resolves a concrete path (OpenAI or Azure OpenAI form) to the spec operation it calls."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._root = _Node()
+        for route in routes:
+            node = self._root
+            # The spec lists some operations twice, once as `…?beta=true`: the first one wins.
+            template = route.path.split("?")[0]
+            for part in template.strip("/").split("/"):
+                if part.startswith("{"):
+                    node.parameter = node.parameter or _Node()
+                    node = node.parameter
+                else:
+                    node = node.literal.setdefault(part, _Node())
+            node.operations.setdefault(route.method, _Compiled(route, API_PREFIX + template))
+
+    def resolve(self, method: str, path: str) -> _Compiled | None:
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["v1"]:
+            parts = parts[1:]
+        elif tuple(parts[:2]) == AZURE_PREFIX and len(parts) > 3:
+            parts = parts[3:]
+        return self._walk(self._root, parts, 0, method.upper())
+
+    def _walk(self, node: _Node, parts: list[str], depth: int, method: str) -> _Compiled | None:
+        if depth == len(parts):
+            return node.operations.get(method)
+        # Literal segments first: /responses/compact wins over /responses/{response_id}.
+        child = node.literal.get(parts[depth])
+        if child is not None:
+            found = self._walk(child, parts, depth + 1, method)
+            if found is not None:
+                return found
+        if node.parameter is not None:
+            return self._walk(node.parameter, parts, depth + 1, method)
+        return None
+
+
+def _value(obj: Any, *names: str) -> Any:
+    """Walk attributes of decoded structs; None where a field is absent, null or untyped."""
+    for name in names:
+        obj = getattr(obj, name, None)
+        if obj is None or obj is msgspec.UNSET:
+            return None
+    return obj
 
 
 class TypedView:
+    def __init__(self) -> None:
+        self.routes = RouteTable(ROUTES)
+        self._decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
     def describe(self, exchange: Exchange) -> None:
-        return None
+        """Fill `endpoint` and the typed columns; record any decode failure as a note."""
+        compiled = self.routes.resolve(exchange.method, exchange.path)
+        if compiled is None:
+            return
+        exchange.endpoint = compiled.template
+        route = compiled.route
+        usage = exchange.usage
+        if route.request is not None and exchange.request_body:
+            request = self._decode(exchange, "request", route.request, exchange.request_body)
+            usage.model = _value(request, "model")
+        if exchange.status >= 400:
+            error = self._decode_if_json(exchange, "error", route.error or ErrorResponse)
+            usage.error_type = _value(error, "error", "type")
+            usage.error_code = _value(error, "error", "code")
+        elif exchange.stream:
+            if route.stream is not None:
+                self._describe_stream(exchange, route.stream, usage)
+        elif route.response is not None:
+            response = self._decode_if_json(exchange, "response", route.response)
+            self._take_result(response, usage)
+
+    def _describe_stream(self, exchange: Exchange, event_type: Any, usage: Usage) -> None:
+        for index, event in enumerate(exchange.events):
+            parsed = parse_event(event.data)
+            if parsed is None or not parsed.data or parsed.data == "[DONE]":
+                continue
+            decoded = self._decode(
+                exchange, f"event {index}", event_type, parsed.data.encode("utf-8")
+            )
+            self._take_result(_value(decoded, "response") or decoded, usage)
+
+    @staticmethod
+    def _take_result(result: Any, usage: Usage) -> None:
+        """Model, tokens, finish reason and error from a response, a stream chunk or an event."""
+        if result is None:
+            return
+        usage.model = _value(result, "model") or usage.model
+        for choice in _value(result, "choices") or ():
+            reason = _value(choice, "finish_reason")
+            if reason:
+                usage.finish_reason = reason
+        status = _value(result, "status")
+        if isinstance(status, str) and status in ("completed", "incomplete", "failed", "cancelled"):
+            reason = _value(result, "incomplete_details", "reason")
+            usage.finish_reason = f"{status}:{reason}" if reason else status
+        error_code = _value(result, "error", "code")
+        if error_code:
+            usage.error_code = error_code
+        counts = _value(result, "usage")
+        if counts is None:
+            return
+        # Chat and embeddings count prompt/completion tokens; Responses counts input/output.
+        usage.input_tokens = _first(_value(counts, "input_tokens"), _value(counts, "prompt_tokens"))
+        usage.output_tokens = _first(
+            _value(counts, "output_tokens"), _value(counts, "completion_tokens")
+        )
+        usage.cached_tokens = _first(
+            _value(counts, "input_tokens_details", "cached_tokens"),
+            _value(counts, "prompt_tokens_details", "cached_tokens"),
+        )
+        usage.reasoning_tokens = _first(
+            _value(counts, "output_tokens_details", "reasoning_tokens"),
+            _value(counts, "completion_tokens_details", "reasoning_tokens"),
+        )
+
+    def _decode_if_json(self, exchange: Exchange, what: str, type_: Any) -> Any:
+        content_type = next((v for k, v in exchange.response_headers if k == "content-type"), "")
+        if exchange.content_encoding or "json" not in content_type:
+            return None
+        return self._decode(exchange, what, type_, exchange.response_body)
+
+    def _decode(self, exchange: Exchange, what: str, type_: Any, data: bytes) -> Any:
+        decoder = self._decoders.get(type_)
+        if decoder is None:
+            decoder = self._decoders[type_] = msgspec.json.Decoder(type_)
+        try:
+            return decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            exchange.notes.append(f"{what} did not decode as {_name(type_)}: {exc}")
+            return None
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _name(type_: Any) -> str:
+    return getattr(type_, "__name__", None) or str(type_)

@@ -114,10 +114,16 @@ async def test_corpus_records_and_replays_byte_identical(tmp_path: Path) -> None
 
     with sqlite3.connect(cassette) as db:
         rows = db.execute("SELECT COUNT(*), SUM(complete), SUM(stream) FROM exchanges").fetchone()
+        noted = db.execute("SELECT id, notes FROM exchanges WHERE notes != '[]'").fetchall()
+        typed = db.execute(
+            "SELECT COUNT(endpoint), COUNT(input_tokens), COUNT(error_type) FROM exchanges"
+        ).fetchone()
     streams = sum(
         r.response.headers.get("content-type", "").startswith("text/event-stream") for r in corpus
     )
     assert rows == (392, 392, streams)
+    assert noted == []  # every stored body decoded with the route table's types
+    assert typed[0] == 392 and typed[1] >= 120 and typed[2] == 60
 
 
 def test_sse_splitter_keeps_every_byte_of_corpus_streams() -> None:

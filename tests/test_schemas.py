@@ -1,0 +1,521 @@
+"""Tests for the generated msgspec schemas in ``proxy.schemas``.
+
+* every generated struct and union alias builds a msgspec decoder;
+* handwritten bodies decode, keep absent apart from null, and re-encode to the same JSON;
+* every recorded exchange of the corpus (``../shared/corpus/openai``, when present) for the
+  emitted endpoints decodes with the types the route table names, and re-encodes to the
+  same JSON values;
+* regenerating from the spec (``../shared/openapi``, when present) gives the files in the repo.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import re
+import sys
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import proxy.schemas
+from proxy.schemas import RAW_FALLBACKS
+from proxy.schemas.chat import CreateChatCompletionResponse, CreateChatCompletionStreamResponse
+from proxy.schemas.embeddings import CreateEmbeddingResponse
+from proxy.schemas.errors import ErrorResponse
+from proxy.schemas.responses import ResponseCompletedEvent, ResponseStreamEvent
+from proxy.schemas.routes import ROUTES, Route
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(__file__).parent.parent.parent / "shared"
+CORPUS = SHARED / "corpus" / "openai"
+SPEC = SHARED / "openapi" / "openapi.yaml"
+
+#: Endpoints whose API groups are emitted, as (method, path template) of the route table.
+EMITTED_ENDPOINTS = (
+    ("POST", "/chat/completions"),
+    ("POST", "/responses"),
+    ("POST", "/embeddings"),
+    ("GET", "/models"),
+    ("GET", "/models/{model}"),
+)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def schema_modules() -> list[types.ModuleType]:
+    return [
+        importlib.import_module(f"proxy.schemas.{info.name}")
+        for info in pkgutil.iter_modules(proxy.schemas.__path__)
+    ]
+
+
+def is_union(value: object) -> bool:
+    return isinstance(value, types.UnionType) or typing.get_origin(value) is typing.Union
+
+
+def generated_types() -> list[tuple[str, object]]:
+    """(qualified name, type) of every Struct class and union alias the modules define."""
+    found: list[tuple[str, object]] = []
+    for module in schema_modules():
+        for name, value in sorted(vars(module).items()):
+            if isinstance(value, type) and issubclass(value, msgspec.Struct):
+                if value.__module__ == module.__name__:
+                    found.append((f"{module.__name__}.{name}", value))
+            elif is_union(value) and not name.startswith("_"):
+                found.append((f"{module.__name__}.{name}", value))
+    return found
+
+
+def roundtrip(type_: Any, raw: str | bytes) -> Any:
+    """Decode ``raw`` as ``type_``; assert re-encoding gives the same JSON values."""
+    value = msgspec.json.decode(raw, type=type_)
+    assert msgspec.json.decode(msgspec.json.encode(value)) == json.loads(raw)
+    return value
+
+
+def route(method: str, template: str) -> Route:
+    return next(r for r in ROUTES if r.method == method and r.path == template)
+
+
+# -- every generated type ----------------------------------------------------------------------
+
+
+def test_every_type_builds_a_decoder() -> None:
+    found = generated_types()
+    failures = []
+    for name, type_ in found:
+        try:
+            msgspec.json.Decoder(type_)
+        except Exception as exc:
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    assert len(found) > 300
+    assert not failures, "\n".join(failures)
+
+
+def test_structs_are_lenient_and_all_fields_optional() -> None:
+    for name, type_ in generated_types():
+        if not isinstance(type_, type):
+            continue
+        config = type_.__struct_config__
+        assert not config.forbid_unknown_fields, name
+        assert config.omit_defaults, name
+        assert all(d is msgspec.UNSET for d in type_.__struct_defaults__), name
+        assert len(type_.__struct_defaults__) == len(type_.__struct_fields__), name
+
+
+def test_route_table_lists_every_operation() -> None:
+    assert len(ROUTES) == 288
+    assert len({(r.method, r.path) for r in ROUTES}) == 288
+    chat = route("POST", "/chat/completions")
+    assert chat.request.__name__ == "CreateChatCompletionRequest"
+    assert chat.response is CreateChatCompletionResponse
+    assert chat.stream is CreateChatCompletionStreamResponse
+    assert route("POST", "/responses").stream is ResponseStreamEvent
+    assert route("GET", "/models/{model}").response.__name__ == "Model"
+    assert route("POST", "/embeddings").response is CreateEmbeddingResponse
+    assert all(r.error is not None for r in ROUTES)
+
+
+def test_raw_fallbacks_are_listed() -> None:
+    for location, reason in RAW_FALLBACKS:
+        assert location and reason
+
+
+# -- handwritten bodies ------------------------------------------------------------------------------
+
+CHAT_RESPONSE = """{
+  "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000,
+  "model": "gpt-4o-mini", "system_fingerprint": null,
+  "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+               "message": {"role": "assistant", "content": "Hi!", "refusal": null}}],
+  "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0}}
+}"""
+
+CHAT_CHUNK = """{
+  "id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1700000001,
+  "model": "gpt-4o-mini",
+  "choices": [{"index": 0, "finish_reason": null,
+               "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                         "function": {"name": "get_weather", "arguments": "{\\"ci"}}]}}]
+}"""
+
+RESPONSE_COMPLETED = """{
+  "type": "response.completed", "sequence_number": 7,
+  "response": {
+    "id": "resp_1", "object": "response", "created_at": 1700000002, "status": "completed",
+    "model": "o4-mini", "error": null, "incomplete_details": null,
+    "output": [
+      {"type": "reasoning", "id": "rs_1", "summary": []},
+      {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+       "content": [{"type": "output_text", "text": "pong", "annotations": []}]}
+    ],
+    "usage": {"input_tokens": 20, "input_tokens_details": {"cached_tokens": 16},
+              "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 32},
+              "total_tokens": 60}
+  }
+}"""
+
+EMBEDDINGS_BASE64 = """{
+  "object": "list", "model": "text-embedding-3-small",
+  "data": [{"object": "embedding", "index": 0, "embedding": "AACAPwAAAEA="}],
+  "usage": {"prompt_tokens": 2, "total_tokens": 2}
+}"""
+
+EMBEDDINGS_FLOATS = """{
+  "object": "list", "model": "text-embedding-3-small",
+  "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -1.5, 3e-05]}],
+  "usage": {"prompt_tokens": 2, "total_tokens": 2}
+}"""
+
+ERROR_BODY = """{
+  "error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+            "param": null, "code": "invalid_api_key"}
+}"""
+
+
+def test_chat_completion_response() -> None:
+    value = roundtrip(CreateChatCompletionResponse, CHAT_RESPONSE)
+    assert value.usage.total_tokens == 12
+    assert value.usage.prompt_tokens_details.cached_tokens == 0
+    assert value.system_fingerprint is None  # explicit null
+    assert value.service_tier is msgspec.UNSET  # absent
+    assert value.choices[0].message.content == "Hi!"
+    assert value.choices[0].message.tool_calls is msgspec.UNSET
+
+
+def test_chat_stream_chunk_with_tool_call_delta() -> None:
+    value = roundtrip(CreateChatCompletionStreamResponse, CHAT_CHUNK)
+    call = value.choices[0].delta.tool_calls[0]
+    assert (call.index, call.id, call.function.name) == (0, "call_1", "get_weather")
+    assert call.function.arguments == '{"ci'
+    assert value.choices[0].finish_reason is None
+    assert value.usage is msgspec.UNSET
+
+
+def test_responses_completed_event_with_usage_details() -> None:
+    event = roundtrip(ResponseStreamEvent, RESPONSE_COMPLETED)
+    assert isinstance(event, ResponseCompletedEvent)
+    assert type(event).__struct_config__.tag == "response.completed"
+    usage = event.response.usage
+    assert usage.input_tokens_details.cached_tokens == 16
+    assert usage.output_tokens_details.reasoning_tokens == 32
+    assert event.response.error is None
+    assert event.response.instructions is msgspec.UNSET
+    message = event.response.output[1]
+    assert type(message).__name__ == "OutputMessage"
+    assert message.content[0].text == "pong"
+
+
+def test_embeddings_base64_and_floats() -> None:
+    as_base64 = roundtrip(CreateEmbeddingResponse, EMBEDDINGS_BASE64)
+    assert as_base64.data[0].embedding == "AACAPwAAAEA="
+    as_floats = roundtrip(CreateEmbeddingResponse, EMBEDDINGS_FLOATS)
+    assert as_floats.data[0].embedding == [0.25, -1.5, 3e-05]
+    assert as_floats.usage.prompt_tokens == 2
+
+
+def test_error_body() -> None:
+    value = roundtrip(ErrorResponse, ERROR_BODY)
+    assert value.error.code == "invalid_api_key"
+    assert value.error.param is None
+
+
+def test_unknown_fields_and_enum_values_are_tolerated() -> None:
+    body = '{"error": {"message": "m", "type": "brand_new_type", "extra": 1}}'
+    value = msgspec.json.decode(body, type=ErrorResponse)
+    assert value.error.type == "brand_new_type"
+    assert value.error.code is msgspec.UNSET
+
+
+def test_encoding_adds_no_defaults() -> None:
+    assert (
+        msgspec.json.encode(msgspec.json.decode(b"{}", type=CreateChatCompletionResponse)) == b"{}"
+    )
+
+
+# -- recorded corpus ------------------------------------------------------------------------------------
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+def _sse_data(body: str) -> Iterator[str]:
+    """The ``data:`` payload of each server-sent event (CRLF or LF framing)."""
+    for block in re.split(r"\r?\n\r?\n", body):
+        lines = [
+            line[5:].removeprefix(" ")
+            for line in re.split(r"\r?\n", block)
+            if line.startswith("data:")
+        ]
+        if lines:
+            yield "\n".join(lines)
+
+
+def _corpus_bodies() -> Iterator[tuple[str, str, Any, str]]:
+    """(exchange id, what, type, JSON text) for every body of an emitted endpoint."""
+    patterns = [(m, _template_regex(t), route(m, t)) for m, t in EMITTED_ENDPOINTS]
+    for path in sorted(CORPUS.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            request, response = record["request"], record["response"]
+            api_path = request["path"].removeprefix("/v1")
+            matched = [r for m, rx, r in patterns if m == request["method"] and rx.match(api_path)]
+            if not matched:
+                continue
+            r = matched[0]
+            rid = record["id"]
+            if request.get("body") and r.request is not None:
+                yield rid, "request", r.request, request["body"]
+            body = response.get("body")
+            if not body:
+                continue
+            content_type = response["headers"].get("content-type", "")
+            if response["status"] >= 400:
+                yield rid, "error", r.error, body
+            elif "text/event-stream" in content_type:
+                for i, data in enumerate(_sse_data(body)):
+                    if data.strip() != "[DONE]":
+                        yield rid, f"event {i}", r.stream, data
+            else:
+                yield rid, "response", r.response, body
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"recorded corpus not found at {CORPUS}")
+def test_corpus_decodes_and_roundtrips() -> None:
+    failures: list[str] = []
+    count = 0
+    kinds: set[str] = set()
+    for rid, what, type_, text in _corpus_bodies():
+        count += 1
+        kinds.add(what.split()[0])
+        try:
+            value = msgspec.json.decode(text, type=type_)
+        except msgspec.ValidationError as exc:
+            failures.append(f"{rid} {what}: {exc}")
+            continue
+        if msgspec.json.decode(msgspec.json.encode(value)) != json.loads(text):
+            failures.append(f"{rid} {what}: re-encoded JSON differs")
+    assert count > 1000
+    assert kinds == {"request", "response", "event", "error"}
+    assert not failures, f"{len(failures)} of {count} bodies failed:\n" + "\n".join(failures[:50])
+
+
+# -- the generator ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason=f"OpenAPI spec not found at {SPEC}")
+def test_generated_files_are_up_to_date(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    from proxy.codegen.generate import generate
+    from proxy.codegen.groups import default_groups
+    from proxy.codegen.loader import load_spec
+
+    output = generate(load_spec(SPEC), default_groups())
+    schemas_dir = REPO_ROOT / "proxy" / "schemas"
+    stale = [
+        name
+        for name, text in output.files.items()
+        if not (schemas_dir / name).is_file()
+        or (schemas_dir / name).read_text(encoding="utf-8") != text
+    ]
+    assert not stale, f"regenerate with `python -m proxy.codegen`: {stale}"
+    assert tuple(output.fallbacks) == RAW_FALLBACKS
+
+
+# -- the generator on a small synthetic spec ------------------------------------------------------
+
+SYNTHETIC_SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "paths": {
+        "/things": {
+            "post": {
+                "operationId": "createThing",
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}
+                    }
+                },
+                "responses": {
+                    "200": {
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Thing"}},
+                            "text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}},
+                        }
+                    }
+                },
+            },
+            "get": {"operationId": "listThings", "responses": {"200": {}}},
+        }
+    },
+    "components": {
+        "schemas": {
+            "Base": {"type": "object", "properties": {"id": {"type": "string"}}},
+            "Thing": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/Base"},
+                    {
+                        "type": "object",
+                        "required": ["class"],
+                        "properties": {
+                            "class": {"type": "string"},
+                            "api_key.created": {"type": "integer"},
+                            "note": {"type": ["string", "null"]},
+                            "size": {"type": "integer", "nullable": True},
+                            "meta": {"type": "object", "properties": {"k": {"type": "string"}}},
+                            "filter": {"$ref": "#/components/schemas/Filter"},
+                            "messages": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Message"},
+                            },
+                            "blob": {
+                                "oneOf": [
+                                    {"type": "object", "properties": {"a": {"type": "string"}}},
+                                    {"type": "object", "properties": {"b": {"type": "string"}}},
+                                ]
+                            },
+                            "first_event": {"$ref": "#/components/schemas/Started"},
+                        },
+                    },
+                ]
+            },
+            "Comparison": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["eq", "ne"]},
+                    "value": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+                },
+            },
+            "Filter": {
+                "$recursiveAnchor": True,
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["and", "or"]},
+                    "filters": {
+                        "type": "array",
+                        "items": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Comparison"},
+                                {"$recursiveRef": "#"},
+                            ]
+                        },
+                    },
+                },
+            },
+            "UserMessage": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"type": "string", "enum": ["user"]},
+                    "content": {"type": "string"},
+                },
+            },
+            "ToolMessage": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"type": "string", "enum": ["tool"]},
+                    "id": {"type": "string"},
+                },
+            },
+            "Message": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/UserMessage"},
+                    {"$ref": "#/components/schemas/ToolMessage"},
+                ],
+                "discriminator": {"propertyName": "role"},
+            },
+            "Started": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["started"]},
+                    "at": {"type": "integer"},
+                },
+            },
+            "Stopped": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "const": "stopped"}},
+            },
+            "Event": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/Started"},
+                    {"$ref": "#/components/schemas/Stopped"},
+                ],
+                "discriminator": {"propertyName": "type"},
+            },
+        }
+    },
+}
+
+
+def _forget_modules() -> None:
+    for name in [m for m in sys.modules if m.partition(".")[0] == "synth_schemas"]:
+        del sys.modules[name]
+
+
+def test_generator_on_a_synthetic_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    from proxy.codegen.generate import generate, write
+    from proxy.codegen.groups import Group
+    from proxy.codegen.loader import Spec
+
+    groups = (
+        Group("things", ("Thing", "Event"), "Things."),
+        Group("errors", ("Stopped",), "Shares a root with things."),
+    )
+    output = generate(Spec(SYNTHETIC_SPEC, commit="0" * 40), groups)
+    write(output, tmp_path / "synth_schemas")
+    assert output.fallbacks == (("Thing.blob", "2 objects without a common tag (Thing)"),)
+    assert output.operations == 2
+    text = output.files["things.py"]
+    assert "ThingMeta" in text  # inline object: parent + field
+    assert "api_key_created: int | msgspec.UnsetType | None = msgspec.field(" in text
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(_forget_modules)
+    things = importlib.import_module("synth_schemas.things")
+    errors = importlib.import_module("synth_schemas.errors")
+    routes = importlib.import_module("synth_schemas.routes")
+    assert errors.Stopped is importlib.import_module("synth_schemas._shared").Stopped
+    assert [(r.method, r.operation_id) for r in routes.ROUTES] == [
+        ("GET", "listThings"),
+        ("POST", "createThing"),
+    ]
+    assert routes.ROUTES[1].stream is things.Event
+
+    body = (
+        '{"id": "t1", "class": "c", "api_key.created": 3, "note": null, "meta": {"k": "v"},'
+        ' "filter": {"type": "and", "filters": [{"type": "eq", "value": 1.5},'
+        ' {"type": "or", "filters": [{"type": "ne", "value": "x"}]}]},'
+        ' "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "id": "9"}],'
+        ' "blob": {"a": "kept as raw"}, "first_event": {"type": "started", "at": 1}}'
+    )
+    thing = roundtrip(things.Thing, body)
+    assert thing.class_ == "c"
+    assert thing.api_key_created == 3
+    assert thing.note is None
+    assert thing.size is msgspec.UNSET
+    # Used directly, the schema is an untagged struct (its tag is a plain field); inside the
+    # union each tag value has its own tagged variant.
+    assert type(thing.filter).__name__ == "Filter"
+    assert thing.filter.type == "and"
+    assert [type(f).__name__ for f in thing.filter.filters] == ["ComparisonEq", "FilterOr"]
+    assert [type(m).__name__ for m in thing.messages] == ["UserMessage", "ToolMessage"]
+    assert isinstance(thing.blob, msgspec.Raw)
+    assert isinstance(thing.first_event, things.Started)
+    assert type(roundtrip(things.Event, '{"type": "stopped"}')).__name__ == "Stopped"
