@@ -49,7 +49,8 @@ class Upstream:
             auto_decompress=False,
             timeout=self._timeout,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+            # Cookies an upstream sets belong to the client that got them, never to the next one.
+            cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         )
 

@@ -53,7 +53,12 @@ def credential_of(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | No
 
 
 def upstream_request_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in NOT_FORWARDED)
+    out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in NOT_FORWARDED)
+    if "accept-encoding" not in out:
+        # Otherwise aiohttp would ask for gzip on the client's behalf and hand it bytes it
+        # never said it could read.
+        out["Accept-Encoding"] = "identity"
+    return out
 
 
 def storable_request_headers(headers: Iterable[tuple[str, str]]) -> Pairs:
