@@ -187,19 +187,7 @@ class ProxyHandler:
         )
 
     def _log_replay(self, exchange: Exchange, arrived: float) -> None:
-        usage = exchange.usage
-        self._app[LOG].info(
-            "exchange",
-            source="replayed",
-            mode=self._app[CASSETTE].mode,
-            id=exchange.id,
-            method=exchange.method,
-            path=exchange.path,
-            status=exchange.status,
-            model=usage.model,
-            ms=round((asyncio.get_running_loop().time() - arrived) * 1000, 2),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            key=exchange.key_fingerprint,
-            stream=exchange.stream,
-        )
+        # `ms` is this replay's time; the recorded duration stays under `recorded_ms`.
+        fields = self._app[CASSETTE].replay_fields(exchange)
+        elapsed = round((asyncio.get_running_loop().time() - arrived) * 1000, 2)
+        self._app[LOG].info("exchange", **{**fields, "recorded_ms": fields["ms"], "ms": elapsed})

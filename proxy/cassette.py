@@ -39,6 +39,7 @@ class Cassette:
         self._log = log
         self._canonical_cache: dict[int, Canonical] = {}
         self._replay_headers: dict[int, CIMultiDict[str]] = {}
+        self._replay_fields: dict[int, dict[str, object]] = {}
 
     @classmethod
     async def open(
@@ -117,24 +118,16 @@ class Cassette:
         await self.store.close()
 
     def _logged(self, exchange: Exchange) -> None:
-        usage = exchange.usage
-        self._log.info(
-            "exchange",
-            source="recorded",
-            mode=self.mode,
-            id=exchange.id,
-            method=exchange.method,
-            path=exchange.path,
-            status=exchange.status,
-            model=usage.model,
-            ms=_round(exchange.duration_ms),
-            ttfb_ms=_round(exchange.ttfb_ms),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            key=exchange.key_fingerprint,
-            outcome=exchange.outcome.value,
-            stream=exchange.stream,
-        )
+        self._log.info("exchange", **exchange_fields(exchange, "recorded", self.mode))
+
+    def replay_fields(self, exchange: Exchange) -> dict[str, object]:
+        """What the per-exchange log event says about a replayed recording, built once."""
+        fields = self._replay_fields.get(exchange.id)
+        if fields is None:
+            fields = self._replay_fields[exchange.id] = exchange_fields(
+                exchange, "replayed", self.mode
+            )
+        return fields
 
     def _failed(self, exc: Exception, batch: Sequence[Exchange]) -> None:
         self._log.error(
@@ -144,6 +137,27 @@ class Cassette:
             exchange_ids=[e.id for e in batch],
             at=time.time(),
         )
+
+
+def exchange_fields(exchange: Exchange, source: str, mode: str) -> dict[str, object]:
+    """The fields of the one log event each exchange gets."""
+    usage = exchange.usage
+    return {
+        "source": source,
+        "mode": mode,
+        "id": exchange.id,
+        "method": exchange.method,
+        "path": exchange.path,
+        "status": exchange.status,
+        "model": usage.model,
+        "ms": _round(exchange.duration_ms),
+        "ttfb_ms": _round(exchange.ttfb_ms),
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "key": exchange.key_fingerprint,
+        "outcome": exchange.outcome.value,
+        "stream": exchange.stream,
+    }
 
 
 def _round(value: float | None) -> float | None:
