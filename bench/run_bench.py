@@ -152,7 +152,7 @@ def main() -> None:
             for name in ("upstream", "forwarder", "record", "replay")
         }
         rps: dict[str, list[float]] = {name: [] for name in targets}
-        p50: dict[str, list[float]] = {name: [] for name in ("upstream", "record")}
+        p50: dict[str, list[float]] = {name: [] for name in ("upstream", "forwarder", "record")}
         for name in targets:  # warm-up
             wrk(targets[name], script, args.connections, 1)
         for _ in range(args.rounds):
@@ -167,7 +167,8 @@ def main() -> None:
     for name, value in med.items():
         print(f"  {name:10s} {value:10.0f}")
     print(
-        f"p50 latency at 1 connection: direct {lat['upstream']:.3f} ms, record {lat['record']:.3f} ms"
+        f"p50 latency at 1 connection: direct {lat['upstream']:.3f} ms, "
+        f"bare forwarder {lat['forwarder']:.3f} ms, record {lat['record']:.3f} ms"
     )
     print()
     ratios = (
