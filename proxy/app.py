@@ -48,18 +48,18 @@ def build_app(config: Config, log: Logger) -> web.Application:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    upstream = Upstream(config.upstream)
-    await upstream.start()
     cassette = await Cassette.open(
         Path(config.server.cassette), config.server.mode, config, TypedView(), app[LOG]
     )
+    upstream = Upstream(config.upstream)
+    await upstream.start()
     app[UPSTREAM] = upstream
     app[CASSETTE] = cassette
     try:
         yield
     finally:
-        await cassette.close()  # drains the write-behind queue first: nothing accepted is lost
         await upstream.close()
+        await cassette.close()  # drains the write-behind queue first: nothing accepted is lost
 
 
 async def _mark_shutdown(app: web.Application) -> None:
@@ -87,7 +87,7 @@ async def _health(request: web.Request) -> web.Response:
             "mode": cassette.mode,
             "cassette": str(cassette.path),
             "exchanges": cassette.exchange_count,
-            "upstream": request.app[UPSTREAM].url,
+            "upstream": request.app[CONFIG].upstream.url,
         }
     )
 
@@ -131,7 +131,7 @@ class ProxyHandler:
                     self._scale,
                     arrived,
                 )
-                self._log_replay(take.exchange, arrived)
+                self._log_replay(take.exchange, arrived, credential_of(request.headers))
                 return response
             if cassette.mode == "replay":
                 message = explain_miss(cassette, canonical, take)
@@ -186,8 +186,19 @@ class ProxyHandler:
             retry=False,
         )
 
-    def _log_replay(self, exchange: Exchange, arrived: float) -> None:
-        # `ms` is this replay's time; the recorded duration stays under `recorded_ms`.
+    def _log_replay(self, exchange: Exchange, arrived: float, credential: str | None) -> None:
+        # `ms` and `key` describe this replay; the recording's own stay under `recorded_*`.
         fields = self._app[CASSETTE].replay_fields(exchange)
         elapsed = round((asyncio.get_running_loop().time() - arrived) * 1000, 2)
-        self._app[LOG].info("exchange", **{**fields, "recorded_ms": fields["ms"], "ms": elapsed})
+        self._app[LOG].info(
+            "exchange",
+            **{
+                **fields,
+                "recorded_ms": fields["ms"],
+                "recorded_ttfb_ms": fields["ttfb_ms"],
+                "recorded_key": fields["key"],
+                "ms": elapsed,
+                "ttfb_ms": None,
+                "key": self._fingerprint(credential) if credential else None,
+            },
+        )

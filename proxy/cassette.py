@@ -16,7 +16,7 @@ from proxy.headers import replay_response_headers
 from proxy.logs import Logger
 from proxy.matching import Canonical, MatchRules
 from proxy.recordings import RecordingIndex
-from proxy.store import CassetteStore
+from proxy.store import CassetteStore, StoreError
 
 
 class Cassette:
@@ -45,6 +45,12 @@ class Cassette:
     async def open(
         cls, path: Path, mode: Mode, config: Config, view: TypedView, log: Logger
     ) -> Cassette:
+        if mode == "replay" and not path.exists():
+            # Replaying a mistyped path would otherwise answer every request with a miss.
+            raise StoreError(
+                f"{path}: no such cassette to replay; check the path, or record it first "
+                "(--mode record or --mode auto)"
+            )
         store = await CassetteStore.open(path)
         rules = MatchRules(config.matching)
         index = RecordingIndex(repeat_last=config.replay.repeat == "last")

@@ -19,7 +19,7 @@ from proxy.store import StoreError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cassette-proxy",
-        description="Record, replay and inspect OpenAI API traffic through SQLite cassettes.",
+        description="Record and replay OpenAI API traffic through SQLite cassettes.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -40,10 +40,6 @@ class Upstream:
         )
         self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def url(self) -> str:
-        return str(self._origin.with_path(self._prefix or "/"))
-
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
             auto_decompress=False,

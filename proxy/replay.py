@@ -73,9 +73,8 @@ def explain_miss(cassette: Cassette, live: Canonical, take: Take) -> str:
     recorded_at = datetime.fromtimestamp(exchange.started_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     first = found[0].describe() if found else "no difference in matched fields"
     more = f" (and {len(found) - 1} more difference(s))" if len(found) > 1 else ""
-    used = " It was already replayed." if cassette.index.is_used_up(exchange.match_key) else ""
     return (
         f"cassette-proxy replay miss: no recording in {where} matches {request_line}. Nearest is "
         f"exchange #{exchange.id} ({exchange.method} {exchange.path}, recorded {recorded_at}): "
-        f"{first}{more}.{used}"
+        f"{first}{more}."
     )

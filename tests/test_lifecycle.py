@@ -344,3 +344,19 @@ def test_config_error_names_the_key_and_file_without_a_traceback(
     assert str(bad) in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "cassettes").exists(), "nothing should start on a bad config"
+
+
+def test_replaying_a_cassette_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "cassete.db"
+    result = subprocess.run(
+        proxy_command("serve", "--mode", "replay", "--cassette", str(missing), "--port", "0"),
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"{missing}: no such cassette to replay" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not missing.parent.exists(), "a replay must not create the cassette it could not find"
