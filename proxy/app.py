@@ -112,13 +112,9 @@ class ProxyHandler:
         if isinstance(body, web.Response):
             return body
         path, _, query = request.raw_path.partition("?")
+        headers = request.headers
         canonical = cassette.rules.canonical(
-            request.method,
-            path,
-            query,
-            request.headers.items(),
-            request.headers.get("content-type"),
-            body,
+            request.method, path, query, headers, headers.get("content-type"), body
         )
         key = cassette.rules.key(canonical)
         if cassette.mode != "record":

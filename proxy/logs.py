@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import msgspec
@@ -36,13 +37,15 @@ class _JsonLines:
         self._second = -1
         self._prefix = ""
 
-    def __call__(self, _: Any, method: str, event: dict[str, Any]) -> bytes:
+    def __call__(self, _: Any, method: str, event: MutableMapping[str, Any]) -> bytes:
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         event["level"] = method
+        if "exc_info" in event:
+            event = structlog.processors.format_exc_info(_, method, event)
         event["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
         return msgspec.json.encode(event)
 
@@ -61,7 +64,7 @@ def make_logger(fmt: LogFormat, level: str, stream: TextIO | None = None) -> Log
         ]
         sink = structlog.PrintLogger(out)
     else:
-        processors = [structlog.processors.format_exc_info, _JsonLines()]
+        processors = [_JsonLines()]
         try:
             sink = LineWriter(out)
         except (AttributeError, OSError, ValueError):  # a stream without a file descriptor

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,7 +44,7 @@ class MatchRules:
         method: str,
         path: str,
         query: str,
-        headers: Iterable[tuple[str, str]],
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
         content_type: str | None,
         body: bytes,
     ) -> Canonical:
@@ -55,7 +55,8 @@ class MatchRules:
         )
         wanted: list[tuple[str, str]] = []
         if self.headers:
-            lowered = [(k.lower(), v) for k, v in headers]
+            pairs_in = headers.items() if isinstance(headers, Mapping) else headers
+            lowered = [(k.lower(), v) for k, v in pairs_in]
             wanted = sorted((k, v) for k, v in lowered if k in self.headers)
         return Canonical(method.upper(), path, pairs, wanted, self._body(content_type, body))
 

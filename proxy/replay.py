@@ -28,19 +28,20 @@ async def serve_recording(
     loop = asyncio.get_running_loop()
 
     async def wait_until(offset_ms: float | None) -> None:
-        if scale is None or offset_ms is None:
-            return
-        delay = arrived + offset_ms * scale / 1000 - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if offset_ms is not None and scale is not None:
+            delay = arrived + offset_ms * scale / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
 
-    await wait_until(exchange.ttfb_ms)
+    if scale is not None:
+        await wait_until(exchange.ttfb_ms)
     if not exchange.stream:
         return web.Response(status=exchange.status, headers=headers, body=exchange.response_body)
     response = web.StreamResponse(status=exchange.status, headers=headers)
     await response.prepare(request)
     for event in exchange.events:
-        await wait_until(event.offset_ms)
+        if scale is not None:
+            await wait_until(event.offset_ms)
         await response.write(event.data)
     await response.write_eof()
     return response
