@@ -114,7 +114,7 @@ class Upstream:
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
-            headers=client_response_headers(upstream.headers.items(), "recorded"),
+            headers=client_response_headers(upstream.headers, "recorded"),
         )
         try:
             await response.prepare(request)

@@ -52,8 +52,17 @@ def credential_of(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | No
     return headers.get("api-key") or headers.get("x-api-key")
 
 
+def connection_scoped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> frozenset[str]:
+    """`base` plus the headers a `Connection` header names: they are hop-by-hop too."""
+    named = headers.get("connection")
+    if not named:
+        return base
+    return base | {token.strip().lower() for token in named.split(",") if token.strip()}
+
+
 def upstream_request_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in NOT_FORWARDED)
+    dropped = connection_scoped(headers, NOT_FORWARDED)
+    out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
     if "accept-encoding" not in out:
         # Otherwise aiohttp would ask for gzip on the client's behalf and hand it bytes it
         # never said it could read.
@@ -69,9 +78,10 @@ def storable_request_headers(headers: Iterable[tuple[str, str]]) -> Pairs:
     ]
 
 
-def client_response_headers(headers: Iterable[tuple[str, str]], source: str) -> CIMultiDict[str]:
+def client_response_headers(headers: CIMultiDictProxy[str], source: str) -> CIMultiDict[str]:
     """Upstream response headers as passed to the client (body bytes untouched, so length kept)."""
-    out = CIMultiDict((k, v) for k, v in headers if k.lower() not in HOP_BY_HOP)
+    dropped = connection_scoped(headers, HOP_BY_HOP)
+    out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
     out[PROXY_SOURCE_HEADER] = source
     return out
 

@@ -1,0 +1,86 @@
+"""Header policy: hop-by-hop handling, what is stored, and credential fingerprints."""
+
+from __future__ import annotations
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from proxy.headers import (
+    client_response_headers,
+    credential_of,
+    fingerprint,
+    replay_response_headers,
+    storable_request_headers,
+    storable_response_headers,
+    upstream_request_headers,
+)
+
+
+def proxy_of(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(pairs))
+
+
+def test_hop_by_hop_and_connection_named_headers_are_not_forwarded() -> None:
+    incoming = proxy_of(
+        ("Host", "127.0.0.1:8080"),
+        ("Connection", "keep-alive, X-Hop"),
+        ("X-Hop", "1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Authorization", "Bearer sk-live"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", "12"),
+        ("Accept-Encoding", "gzip"),
+    )
+    out = upstream_request_headers(incoming)
+    assert set(out) == {"Authorization", "Content-Type", "Accept-Encoding"}
+    assert out["Authorization"] == "Bearer sk-live"  # the upstream needs the key
+
+
+def test_no_accept_encoding_means_identity_upstream() -> None:
+    assert upstream_request_headers(proxy_of(("Accept", "*/*")))["Accept-Encoding"] == "identity"
+
+
+def test_credentials_and_cookies_never_stored() -> None:
+    stored = storable_request_headers(
+        [
+            ("Authorization", "Bearer sk-a"),
+            ("api-key", "azure"),
+            ("X-Api-Key", "x"),
+            ("Cookie", "c=1"),
+            ("OpenAI-Organization", "org-1"),
+            ("Transfer-Encoding", "chunked"),
+        ]
+    )
+    assert stored == [("openai-organization", "org-1")]
+    response = storable_response_headers([("Set-Cookie", "__cf_bm=x"), ("X-Request-Id", "req")])
+    assert response == [("x-request-id", "req")]
+
+
+def test_client_and_replay_response_headers() -> None:
+    upstream = proxy_of(
+        ("Content-Type", "application/json"),
+        ("Content-Length", "10"),
+        ("Content-Encoding", "gzip"),
+        ("Transfer-Encoding", "chunked"),
+        ("Connection", "close"),
+    )
+    to_client = client_response_headers(upstream, "recorded")
+    # the body passes untouched, so its length and coding stay
+    assert to_client["Content-Length"] == "10" and to_client["Content-Encoding"] == "gzip"
+    assert "Transfer-Encoding" not in to_client and "Connection" not in to_client
+    assert to_client["x-cassette-proxy"] == "recorded"
+    stored = storable_response_headers(upstream.items())
+    replayed = replay_response_headers(stored, None)  # stored body is decoded
+    assert "content-encoding" not in replayed and "content-length" not in replayed
+    assert replayed["x-cassette-proxy"] == "replayed"
+    assert replay_response_headers(stored, "br")["content-encoding"] == "br"
+
+
+def test_fingerprint_is_stable_short_and_hides_the_key() -> None:
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    assert credential_of(proxy_of(("Authorization", f"Bearer {key}"))) == key
+    assert credential_of(proxy_of(("api-key", "azure-key"))) == "azure-key"
+    assert credential_of(proxy_of(("Accept", "*/*"))) is None
+    print_ = fingerprint(key)
+    assert print_ == fingerprint(key) != fingerprint(key + "x")
+    assert print_.startswith("fp_") and len(print_) == 19
+    assert key not in print_ and key[-4:] not in print_
