@@ -67,14 +67,27 @@ class Upstream:
         assert self._session is not None, "Upstream.start() was not awaited"
         loop = asyncio.get_running_loop()
         started = loop.time()
+        chunks: list[bytes] = []
+        splitter = SseSplitter()
+        decoder: Decompressor | None = None  # set while an event stream is being split
 
         def elapsed_ms() -> float:
             return (loop.time() - started) * 1000
 
         def done(outcome: Outcome) -> None:
+            """Close the tee (body or events so far, even if partial) and hand it to storage."""
+            at = elapsed_ms()
+            if decoder is not None:
+                exchange.events.extend(SseEvent(at, e) for e in splitter.feed(decoder.flush()))
+                if tail := splitter.flush():
+                    exchange.events.append(SseEvent(at, tail))
+            exchange.response_body = b"".join(chunks)
             exchange.outcome = outcome
-            exchange.duration_ms = elapsed_ms()
+            exchange.duration_ms = at
             finish(exchange)
+
+        def interrupted() -> Outcome:
+            return Outcome.SHUTDOWN if shutting_down() else Outcome.CLIENT_DISCONNECTED
 
         try:
             upstream = await self._session.request(
@@ -85,12 +98,16 @@ class Upstream:
                 allow_redirects=False,
             )
         except asyncio.CancelledError:
-            done(Outcome.SHUTDOWN if shutting_down() else Outcome.CLIENT_DISCONNECTED)
+            done(interrupted())
             raise
         except TimeoutError:
-            return self._failed(exchange, done, 504, Outcome.UPSTREAM_TIMEOUT, "timed out")
+            failed = self._failed(exchange, chunks, 504, "timed out")
+            done(Outcome.UPSTREAM_TIMEOUT)
+            return failed
         except aiohttp.ClientError as exc:
-            return self._failed(exchange, done, 502, Outcome.UPSTREAM_UNREACHABLE, str(exc))
+            failed = self._failed(exchange, chunks, 502, str(exc))
+            done(Outcome.UPSTREAM_UNREACHABLE)
+            return failed
 
         exchange.ttfb_ms = elapsed_ms()
         exchange.status = upstream.status
@@ -98,19 +115,14 @@ class Upstream:
         exchange.upstream_request_id = upstream.headers.get("x-request-id")
         encoding = upstream.headers.get("content-encoding")
         exchange.content_encoding = encoding
-        events: list[SseEvent] | None = None
-        splitter = SseSplitter()
-        decoder: Decompressor | None = None
         if is_event_stream(upstream.headers.get("content-type")):
             try:
                 decoder = decompressor_for(encoding)
             except UnsupportedEncoding as exc:
                 exchange.notes.append(f"event stream kept {encoding}-encoded, not split: {exc}")
             else:
-                events = exchange.events
                 exchange.stream = True
                 exchange.content_encoding = None
-        chunks: list[bytes] = []
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
@@ -120,65 +132,41 @@ class Upstream:
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
-                if decoder is None or events is None:
+                if decoder is None:
                     chunks.append(chunk)
-                    continue
-                at = elapsed_ms()
-                events.extend(SseEvent(at, raw) for raw in splitter.feed(decoder.decompress(chunk)))
+                else:
+                    at = elapsed_ms()
+                    exchange.events.extend(
+                        SseEvent(at, raw) for raw in splitter.feed(decoder.decompress(chunk))
+                    )
             await response.write_eof()
         except asyncio.CancelledError:
             upstream.close()  # drops the upstream connection: the upstream sees the cancel
-            self._keep_tail(exchange, splitter, decoder, elapsed_ms())
-            exchange.response_body = b"".join(chunks)
-            done(Outcome.SHUTDOWN if shutting_down() else Outcome.CLIENT_DISCONNECTED)
+            done(interrupted())
             raise
         except ConnectionResetError:
             upstream.close()
-            self._keep_tail(exchange, splitter, decoder, elapsed_ms())
-            exchange.response_body = b"".join(chunks)
             done(Outcome.CLIENT_DISCONNECTED)
             return response
         except (aiohttp.ClientError, TimeoutError) as exc:
             upstream.close()
             exchange.notes.append(f"upstream failed mid-response: {exc!r}")
-            self._keep_tail(exchange, splitter, decoder, elapsed_ms())
-            exchange.response_body = b"".join(chunks)
             done(Outcome.UPSTREAM_BROKEN)
             # The status line is gone already; closing tells the client the body is truncated.
             if request.transport is not None:
                 request.transport.close()
             return response
         upstream.release()
-        self._keep_tail(exchange, splitter, decoder, elapsed_ms())
-        exchange.response_body = b"".join(chunks)
         done(Outcome.COMPLETE)
         return response
 
     @staticmethod
-    def _keep_tail(
-        exchange: Exchange, splitter: SseSplitter, decoder: Decompressor | None, at: float
-    ) -> None:
-        if decoder is None or not exchange.stream:
-            return
-        rest = splitter.feed(decoder.flush())
-        exchange.events.extend(SseEvent(at, raw) for raw in rest)
-        tail = splitter.flush()
-        if tail:
-            exchange.events.append(SseEvent(at, tail))
-
-    @staticmethod
-    def _failed(
-        exchange: Exchange,
-        done: Callable[[Outcome], None],
-        status: int,
-        outcome: Outcome,
-        detail: str,
-    ) -> web.Response:
+    def _failed(exchange: Exchange, chunks: list[bytes], status: int, detail: str) -> web.Response:
+        """The proxy's own 502/504, sent to the client and stored as the exchange's response."""
         message = f"cassette-proxy could not reach the upstream: {detail}"
         code = "upstream_timeout" if status == 504 else "upstream_unreachable"
         exchange.status = status
-        exchange.response_body = error_body(message, "upstream_error", code)
         exchange.response_headers = [("content-type", "application/json")]
         exchange.notes.append(message)
-        done(outcome)
+        chunks.append(error_body(message, "upstream_error", code))
         return error_response(status, message, "upstream_error", code)

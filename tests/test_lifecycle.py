@@ -310,6 +310,12 @@ def test_unreachable_upstream_gives_502_and_is_stored_incomplete(
     recorder.stop()
     rows = query(cassette, "SELECT status, complete, outcome, path FROM exchanges")
     assert rows == [(502, 0, "upstream_unreachable", "/v1/chat/completions")]
+    # what the client got is what the cassette keeps
+    ((stored_body, error_code),) = query(
+        cassette, "SELECT response_body, error_code FROM exchanges"
+    )
+    assert b'"upstream_unreachable"' in stored_body
+    assert error_code == "upstream_unreachable"
 
 
 # ------------------------------------------------------------------------------------------------
