@@ -97,7 +97,7 @@ class TypedView:
         exchange.endpoint = compiled.template
         route = compiled.route
         usage = exchange.usage
-        if route.request is not None and exchange.request_body:
+        if route.request is not None and exchange.request_body and _is_json_request(exchange):
             request = self._decode(exchange, "request", route.request, exchange.request_body)
             usage.model = _value(request, "model")
         if exchange.status >= 400:
@@ -105,17 +105,24 @@ class TypedView:
             usage.error_type = _value(error, "error", "type")
             usage.error_code = _value(error, "error", "code")
         elif exchange.stream:
-            if route.stream is not None:
-                self._describe_stream(exchange, route.stream, usage)
+            if route.stream is not None or route.events is not None:
+                self._describe_stream(exchange, route, usage)
         elif route.response is not None:
             response = self._decode_if_json(exchange, "response", route.response)
             self._take_result(response, usage)
 
-    def _describe_stream(self, exchange: Exchange, event_type: Any, usage: Usage) -> None:
+    def _describe_stream(self, exchange: Exchange, route: Route, usage: Usage) -> None:
+        """Decode each event's data: with `route.stream`, or, for streams tagged by the SSE
+        `event:` name (Assistants runs), with the type `route.events` gives that name."""
         for index, event in enumerate(exchange.events):
             parsed = parse_event(event.data)
             if parsed is None or not parsed.data or parsed.data == "[DONE]":
                 continue
+            event_type = route.stream
+            if route.events is not None:
+                event_type = route.events.get(parsed.event or "")
+            if event_type is None:
+                continue  # an event name the spec does not list: kept raw, not an error
             decoded = self._decode(
                 exchange, f"event {index}", event_type, parsed.data.encode("utf-8")
             )
@@ -170,6 +177,14 @@ class TypedView:
         except msgspec.DecodeError as exc:
             exchange.notes.append(f"{what} did not decode as {_name(type_)}: {exc}")
             return None
+
+
+def _is_json_request(exchange: Exchange) -> bool:
+    """Whether the request body is JSON (some operations also take multipart uploads)."""
+    content_type = next(
+        (v for k, v in exchange.request_headers if k.lower() == "content-type"), None
+    )
+    return content_type is None or "json" in content_type.lower()
 
 
 def _first(*values: Any) -> Any:

@@ -2,9 +2,9 @@
 
 * every generated struct and union alias builds a msgspec decoder;
 * handwritten bodies decode, keep absent apart from null, and re-encode to the same JSON;
-* every recorded exchange of the corpus (``../shared/corpus/openai``, when present) for the
-  emitted endpoints decodes with the types the route table names, and re-encodes to the
-  same JSON values;
+* every JSON body of every recorded exchange of the corpus (``../shared/corpus/openai``, when
+  present): request, response, error and each SSE event's data, decodes with the types the
+  route table names for its operation, and re-encodes to the same JSON values;
 * regenerating from the spec (``../shared/openapi``, when present) gives the files in the repo.
 """
 
@@ -13,11 +13,10 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-import re
 import sys
 import types
 import typing
-from collections.abc import Iterator
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +24,19 @@ import msgspec
 import pytest
 
 import proxy.schemas
+from proxy.decode import RouteTable
 from proxy.schemas import RAW_FALLBACKS
 from proxy.schemas.chat import CreateChatCompletionResponse, CreateChatCompletionStreamResponse
 from proxy.schemas.embeddings import CreateEmbeddingResponse
 from proxy.schemas.errors import ErrorResponse
 from proxy.schemas.responses import ResponseCompletedEvent, ResponseStreamEvent
 from proxy.schemas.routes import ROUTES, Route
+from proxy.sse import SseSplitter, is_event_stream, parse_event
+from tests.support.corpus import load_corpus
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(__file__).parent.parent.parent / "shared"
-CORPUS = SHARED / "corpus" / "openai"
 SPEC = SHARED / "openapi" / "openapi.yaml"
-
-#: Endpoints whose API groups are emitted, as (method, path template) of the route table.
-EMITTED_ENDPOINTS = (
-    ("POST", "/chat/completions"),
-    ("POST", "/responses"),
-    ("POST", "/embeddings"),
-    ("GET", "/models"),
-    ("GET", "/models/{model}"),
-)
-
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -122,6 +113,12 @@ def test_route_table_lists_every_operation() -> None:
     assert route("GET", "/models/{model}").response.__name__ == "Model"
     assert route("POST", "/embeddings").response is CreateEmbeddingResponse
     assert all(r.error is not None for r in ROUTES)
+    runs = route("POST", "/threads/{thread_id}/runs")
+    assert runs.stream is None and runs.events is not None
+    assert runs.events["thread.run.created"] is runs.response
+    assert runs.events["thread.message.delta"].__name__ == "MessageDeltaObject"
+    assert route("POST", "/audio/speech").stream is not None
+    assert all(r.events is None for r in ROUTES if r.stream is not None)
 
 
 def test_raw_fallbacks_are_listed() -> None:
@@ -246,69 +243,93 @@ def test_encoding_adds_no_defaults() -> None:
 # -- recorded corpus ------------------------------------------------------------------------------------
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+def _raw_count(value: Any) -> int:
+    """How many ``msgspec.Raw`` values (raw fallbacks) a decoded value holds."""
+    if isinstance(value, msgspec.Raw):
+        return 1
+    if isinstance(value, msgspec.Struct):
+        return sum(_raw_count(getattr(value, f)) for f in value.__struct_fields__)
+    if isinstance(value, list):
+        return sum(_raw_count(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_raw_count(v) for v in value.values())
+    return 0
 
 
-def _sse_data(body: str) -> Iterator[str]:
-    """The ``data:`` payload of each server-sent event (CRLF or LF framing)."""
-    for block in re.split(r"\r?\n\r?\n", body):
-        lines = [
-            line[5:].removeprefix(" ")
-            for line in re.split(r"\r?\n", block)
-            if line.startswith("data:")
-        ]
-        if lines:
-            yield "\n".join(lines)
+class CorpusBodies(msgspec.Struct):
+    """The JSON bodies of the corpus with the type the route table gives each."""
+
+    typed: list[tuple[str, str, Any, str]] = msgspec.field(default_factory=list)
+    untyped: list[str] = msgspec.field(default_factory=list)
+    unknown_events: list[str] = msgspec.field(default_factory=list)
+    exchanges: int = 0
 
 
-def _corpus_bodies() -> Iterator[tuple[str, str, Any, str]]:
-    """(exchange id, what, type, JSON text) for every body of an emitted endpoint."""
-    patterns = [(m, _template_regex(t), route(m, t)) for m, t in EMITTED_ENDPOINTS]
-    for path in sorted(CORPUS.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            request, response = record["request"], record["response"]
-            api_path = request["path"].removeprefix("/v1")
-            matched = [r for m, rx, r in patterns if m == request["method"] and rx.match(api_path)]
-            if not matched:
-                continue
-            r = matched[0]
-            rid = record["id"]
-            if request.get("body") and r.request is not None:
-                yield rid, "request", r.request, request["body"]
-            body = response.get("body")
-            if not body:
-                continue
-            content_type = response["headers"].get("content-type", "")
-            if response["status"] >= 400:
-                yield rid, "error", r.error, body
-            elif "text/event-stream" in content_type:
-                for i, data in enumerate(_sse_data(body)):
-                    if data.strip() != "[DONE]":
-                        yield rid, f"event {i}", r.stream, data
+def _corpus_bodies() -> CorpusBodies:
+    """(exchange id, what, type, JSON text) for every JSON body of every corpus exchange."""
+    table = RouteTable(ROUTES)
+    out = CorpusBodies()
+    for record in load_corpus():
+        out.exchanges += 1
+        request, response = record.request, record.response
+        compiled = table.resolve(request.method, request.path)
+        assert compiled is not None, f"{record.id}: no route for {request.path}"
+        r, rid = compiled.route, record.id
+        bodies: list[tuple[str, Any, str]] = []
+        if request.body and "json" in request.headers.get("content-type", ""):
+            bodies.append(("request", r.request, request.body))
+        content_type = response.headers.get("content-type", "")
+        if response.body and response.status >= 400:
+            bodies.append(("error", r.error, response.body))
+        elif response.body and is_event_stream(content_type):
+            for i, raw in enumerate(SseSplitter().feed(response.body.encode("utf-8"))):
+                event = parse_event(raw)
+                if event is None or not event.data or event.data == "[DONE]":
+                    continue
+                type_ = r.stream
+                if r.events is not None:
+                    type_ = r.events.get(event.event or "")
+                    if type_ is None:
+                        out.unknown_events.append(f"{rid} event {i}: {event.event}")
+                        continue
+                bodies.append((f"event {i}", type_, event.data))
+        elif response.body and "json" in content_type:
+            bodies.append(("response", r.response, response.body))
+        for what, type_, text in bodies:
+            if type_ is None:
+                out.untyped.append(f"{rid} {what} ({compiled.template})")
             else:
-                yield rid, "response", r.response, body
+                out.typed.append((rid, what, type_, text))
+    return out
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"recorded corpus not found at {CORPUS}")
 def test_corpus_decodes_and_roundtrips() -> None:
+    """Every JSON body of all corpus exchanges decodes with its route's types and round-trips."""
+    corpus = _corpus_bodies()
     failures: list[str] = []
-    count = 0
     kinds: set[str] = set()
-    for rid, what, type_, text in _corpus_bodies():
-        count += 1
+    raw_hits = 0
+    for rid, what, type_, text in corpus.typed:
         kinds.add(what.split()[0])
         try:
             value = msgspec.json.decode(text, type=type_)
         except msgspec.ValidationError as exc:
             failures.append(f"{rid} {what}: {exc}")
             continue
+        raw_hits += _raw_count(value)
         if msgspec.json.decode(msgspec.json.encode(value)) != json.loads(text):
             failures.append(f"{rid} {what}: re-encoded JSON differs")
-    assert count > 1000
+    summary = (
+        f"corpus: {corpus.exchanges} exchanges, {len(corpus.typed)} JSON bodies typed, "
+        f"{len(corpus.untyped)} JSON bodies without a type, {raw_hits} raw fallbacks hit, "
+        f"{len(corpus.unknown_events)} unknown event names"
+    )
+    warnings.warn(summary, UserWarning, stacklevel=1)
+    assert corpus.exchanges == 392
+    assert len(corpus.typed) > 7000
     assert kinds == {"request", "response", "event", "error"}
-    assert not failures, f"{len(failures)} of {count} bodies failed:\n" + "\n".join(failures[:50])
+    assert not corpus.unknown_events, corpus.unknown_events
+    assert not failures, f"{summary}\n{len(failures)} failed:\n" + "\n".join(failures[:50])
 
 
 # -- the generator ------------------------------------------------------------------------------------
@@ -321,7 +342,8 @@ def test_generated_files_are_up_to_date(tmp_path: Path) -> None:
     from proxy.codegen.groups import default_groups
     from proxy.codegen.loader import load_spec
 
-    output = generate(load_spec(SPEC), default_groups())
+    spec = load_spec(SPEC)
+    output = generate(spec, default_groups(spec))
     schemas_dir = REPO_ROOT / "proxy" / "schemas"
     stale = [
         name

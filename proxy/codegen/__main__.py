@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from proxy.codegen.coverage import corpus_calls, coverage_table
 from proxy.codegen.generate import generate, write
 from proxy.codegen.groups import default_groups
 from proxy.codegen.loader import load_spec
@@ -14,6 +15,7 @@ from proxy.codegen.loader import load_spec
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "openapi" / "openapi.yaml"
 DEFAULT_OUT = REPO_ROOT / "proxy" / "schemas"
+DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "openai"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,10 +28,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="accept null only where the spec allows it (default: also for optional properties)",
     )
+    parser.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print the typed-coverage table (Markdown) to stdout instead of writing files",
+    )
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus directory")
     args = parser.parse_args(argv)
 
     spec = load_spec(args.spec)
-    output = generate(spec, default_groups(), optional_is_nullable=not args.spec_nullability)
+    output = generate(spec, default_groups(spec), optional_is_nullable=not args.spec_nullability)
+    if args.coverage:
+        calls = corpus_calls(args.corpus) if args.corpus.is_dir() else []
+        sys.stdout.write(coverage_table(spec, output, calls))
+        return 0
     written = write(output, args.out)
 
     err = sys.stderr

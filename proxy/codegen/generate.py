@@ -42,9 +42,8 @@ def translate(spec: Spec, groups: Sequence[Group], *, optional_is_nullable: bool
     translator = Translator(spec, optional_is_nullable=optional_is_nullable)
     roots: dict[str, tuple[DefKey, ...]] = {}
     for group in groups:
-        roots[group.module] = tuple(
-            translator.add_root(child(SCHEMAS_POINTER, name)) for name in group.roots
-        )
+        keys = (translator.try_root(child(SCHEMAS_POINTER, name)) for name in group.roots)
+        roots[group.module] = tuple(k for k in keys if k is not None)
     return make_plan(translator.definitions(), translator.fixed_tags(), roots)
 
 

@@ -14,10 +14,16 @@ from typing import Any
 
 import yaml
 
-from proxy.codegen.overrides import schema_patches
+from proxy.codegen.naming import pascal, unique
+from proxy.codegen.overrides import UNDECLARED_STREAMS, schema_patches
 
 SCHEMAS_POINTER = "#/components/schemas"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON_MEDIA = "application/json"
+SSE_MEDIA = "text/event-stream"
+#: Body schemas written inline in an operation are moved to components under
+#: ``<OperationId><suffix>`` (a name derived from the operationId, made unique).
+_HOIST = ((JSON_MEDIA, "Request", "Response"), (SSE_MEDIA, "Request", "StreamEvent"))
 
 Node = Mapping[str, Any]
 
@@ -136,4 +142,71 @@ def load_spec(path: Path) -> Spec:
     schemas = document.get("components", {}).get("schemas", {})
     for pointer, schema in schema_patches(schemas).items():
         _set_pointer(document, pointer, schema)
+    add_undeclared_streams(document)
+    hoist_inline_bodies(document)
     return Spec(document, read_commit(path.parent / "SOURCE.md"))
+
+
+def _operations(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for item in (document.get("paths") or {}).values():
+        for method, op in item.items():
+            if method in HTTP_METHODS and isinstance(op, dict):
+                yield op
+
+
+def _ok_response(document: dict[str, Any], op: dict[str, Any]) -> dict[str, Any] | None:
+    """The first 2xx response of an operation, with a ``$ref`` to it resolved."""
+    for status, response in sorted((op.get("responses") or {}).items(), key=lambda kv: str(kv[0])):
+        if str(status).startswith("2") and isinstance(response, dict):
+            ref = response.get("$ref")
+            if isinstance(ref, str):
+                target: Any = document
+                for segment in split(ref):
+                    target = target[segment]
+                return target if isinstance(target, dict) else None
+            return response
+    return None
+
+
+def add_undeclared_streams(document: dict[str, Any]) -> None:
+    """Declare the event streams of :data:`UNDECLARED_STREAMS` on their operations."""
+    for op in _operations(document):
+        schema_name = UNDECLARED_STREAMS.get(str(op.get("operationId")))
+        response = _ok_response(document, op) if schema_name else None
+        if schema_name and response is not None:
+            content = response.setdefault("content", {})
+            content.setdefault(SSE_MEDIA, {"schema": {"$ref": f"{SCHEMAS_POINTER}/{schema_name}"}})
+
+
+def _hoistable(schema: Any) -> bool:
+    """An inline object or union schema (a bare string or array body stays where it is)."""
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return False
+    return bool(schema.get("properties") or any(schema.get(k) for k in ("oneOf", "anyOf", "allOf")))
+
+
+def hoist_inline_bodies(document: dict[str, Any]) -> None:
+    """Move inline request/response body schemas into ``components.schemas``.
+
+    The generator names and places only component schemas; an operation's inline body gets a
+    component named after its operationId, in document order, so the names are stable.
+    """
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    taken = set(schemas)
+    for op in _operations(document):
+        base = pascal(str(op.get("operationId") or "Operation"))
+        bodies: list[tuple[dict[str, Any] | None, int]] = [
+            (op.get("requestBody"), 1),
+            (_ok_response(document, op), 2),
+        ]
+        for holder, which in bodies:
+            if not isinstance(holder, dict) or "$ref" in holder:
+                continue
+            for media, *suffixes in _HOIST:
+                entry = (holder.get("content") or {}).get(media)
+                if not isinstance(entry, dict) or not _hoistable(entry.get("schema")):
+                    continue
+                name = unique(base + suffixes[which - 1], taken)
+                taken.add(name)
+                schemas[name] = entry["schema"]
+                entry["schema"] = {"$ref": f"{SCHEMAS_POINTER}/{name}"}

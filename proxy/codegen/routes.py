@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
 
+from proxy.codegen.bodies import route_row
 from proxy.codegen.emit import Header, literal, render_data_module
 from proxy.codegen.layout import Call, call_lines
-from proxy.codegen.loader import SCHEMAS_POINTER, Node, Operation, Spec
+from proxy.codegen.loader import Spec
 from proxy.codegen.plan import Plan
 
-JSON = "application/json"
-SSE = "text/event-stream"
 #: The error envelope (`{"error": {...}}`) of every OpenAI error response. A few operations
 #: declare the bare inner object for a 404 in the spec, but the API sends the envelope
 #: everywhere; with lenient structs the wrong type would decode silently and lose data.
@@ -25,10 +23,17 @@ case, the path template exactly as the spec writes it (relative to the `/v1` bas
 operationId, and direct references to the generated types that decode the request body
 (`request`), the JSON response body (`response`), the JSON in each server-sent event's
 `data:` line (`stream`) and an error body (`error`, the `{"error": {...}}` envelope for every
-operation, whatever the spec declares per status). A reference is `None` when that body has no
-generated type yet (its API group is not emitted) or is not JSON. Types are
-references, not strings: a `Struct` class or a union alias, ready for
-`msgspec.json.Decoder(...)`."""
+operation, whatever the spec declares per status).
+
+Streams whose events are told apart by the SSE `event:` name rather than by a JSON field
+(Assistants runs) have `stream` set to `None` and `events` set to a mapping from event name to
+the type of that event's `data:` (an event not in the mapping is not typed; the closing `done`
+event's `data: [DONE]` is not JSON). `events` is `None` for every other operation.
+
+A reference is `None` when that body is not JSON: multipart requests (file uploads, audio,
+images, videos), binary and text responses (audio, file and video content, zip archives, SRT,
+VTT and plain-text transcripts, SDP), or a bare JSON string. Types are references, not
+strings: a `Struct` class or a union alias, ready for `msgspec.json.Decoder(...)`."""
 
 ROUTE_CLASS = """\
 class Route(NamedTuple):
@@ -38,54 +43,13 @@ class Route(NamedTuple):
     request: Any
     response: Any
     stream: Any
-    error: Any"""
+    error: Any
+    events: Mapping[str, Any] | None"""
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRow:
-    """One operation and the schema names of its bodies."""
-
-    method: str
-    path: str
-    operation_id: str
-    request: str | None
-    response: str | None
-    stream: str | None
-
-
-def _schema_name(spec: Spec, media: Mapping[str, Node], content_type: str) -> str | None:
-    entry = media.get(content_type)
-    if not isinstance(entry, Mapping):
-        return None
-    schema = entry.get("schema")
-    if not isinstance(schema, Mapping):
-        return None
-    ref = schema.get("$ref")
-    prefix = SCHEMAS_POINTER + "/"
-    if isinstance(ref, str) and ref.startswith(prefix):
-        return ref[len(prefix) :]
-    return None
-
-
-def _deref(spec: Spec, node: Node) -> Node:
-    ref = node.get("$ref")
-    return spec.node(ref) if isinstance(ref, str) else node
-
-
-def route_row(spec: Spec, op: Operation) -> RouteRow:
-    """The schema names of an operation's JSON request body, 2xx JSON response and 2xx stream."""
-    body = op.node.get("requestBody")
-    request = None
-    if isinstance(body, Mapping):
-        request = _schema_name(spec, _deref(spec, body).get("content") or {}, JSON)
-    response = stream = None
-    for status, resp in sorted((op.node.get("responses") or {}).items(), key=lambda kv: str(kv[0])):
-        content = _deref(spec, resp).get("content") or {}
-        if str(status).startswith("2"):
-            response = response or _schema_name(spec, content, JSON)
-            stream = stream or _schema_name(spec, content, SSE)
-    operation_id = str(op.node.get("operationId") or "")
-    return RouteRow(op.method, op.path, operation_id, request, response, stream)
+def events_constant(schema: str) -> str:
+    """The name of the module-level mapping for an event-named stream schema."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", schema).upper()
 
 
 _METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
@@ -109,18 +73,35 @@ def render_routes(spec: Spec, plan: Plan, header: Header) -> tuple[str, int]:
         imports.setdefault(plan.module_of(key), set()).add(name)
         return name
 
-    body = [*ROUTE_CLASS.splitlines(), "", "", "ROUTES: tuple[Route, ...] = ("]
+    body = [*ROUTE_CLASS.splitlines(), "", ""]
+    constants: dict[str, str] = {}
     for row in rows:
+        if row.events is not None and row.stream is not None and row.stream not in constants:
+            constants[row.stream] = events_constant(row.stream)
+            body.append(f"{constants[row.stream]}: Mapping[str, Any] = {{")
+            body += [f"    {literal(name)}: {ref(schema)}," for name, schema in row.events]
+            body += ["}", ""]
+    if constants:
+        body.append("")
+    body.append("ROUTES: tuple[Route, ...] = (")
+    for row in rows:
+        events = constants[row.stream] if row.events is not None and row.stream else "None"
+        stream = None if row.events is not None else row.stream
         args = (
             literal(row.method),
             literal(row.path),
             literal(row.operation_id),
             ref(row.request),
             ref(row.response),
-            ref(row.stream),
+            ref(stream),
             ref(DEFAULT_ERROR_SCHEMA),
+            events,
         )
         body += call_lines(Call("Route", args), "    ", "", ",")
     body.append(")")
     text = render_data_module(header, DOC, body, imports, {"Any", "NamedTuple"})
+    text = text.replace(
+        "from typing import Any, NamedTuple\n",
+        "from collections.abc import Mapping\nfrom typing import Any, NamedTuple\n",
+    )
     return text, len(rows)

@@ -87,6 +87,13 @@ class Translator:
             raise SpecError(f"root {pointer} is not an object or a union of objects")
         return typed.expr.key
 
+    def try_root(self, pointer: str) -> DefKey | None:
+        """Like :meth:`add_root`, but ``None`` for a schema that is not an object or a union
+        of objects (a bare string or array body has no definition of its own)."""
+        typed = self._named_typed(Leaf(pointer, self._spec.node(pointer), named=True))
+        self._drain()
+        return typed.expr.key if isinstance(typed.expr, DefRef) else None
+
     def definitions(self) -> dict[DefKey, Definition]:
         """All definitions built so far."""
         self._drain()

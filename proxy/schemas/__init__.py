@@ -2,8 +2,11 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Typed msgspec views of OpenAI API bodies, generated from the OpenAPI spec.
 
-One module per API group (`chat`, `responses`, `embeddings`, `models`, `errors`), `_shared` for
-types several groups use, and `routes` for every operation as data.
+One module per API group (`admin`, `assistants`, `audio`, `batches`, `chat`, `chatkit`,
+`completions`, `containers`, `content_provenance_checks`, `conversations`, `embeddings`,
+`evals`, `files`, `fine_tuning`, `images`, `models`, `moderations`, `realtime`, `responses`,
+`skills`, `threads`, `uploads`, `vector_stores`, `videos`, `errors`), `_shared` for types
+several groups use, and `routes` for every operation as data.
 
 `RAW_FALLBACKS` lists each place where a schema could not be expressed for msgspec and the value
 is kept as `msgspec.Raw`: (location, reason).
@@ -11,15 +14,100 @@ is kept as `msgspec.Raw`: (location, reason).
 
 SPEC_COMMIT: str | None = "f85dbe223d40e1a31cba812ab2d755c7e98a92a3"
 MODULES: tuple[str, ...] = (
+    "admin",
+    "assistants",
+    "audio",
+    "batches",
     "chat",
-    "responses",
+    "chatkit",
+    "completions",
+    "containers",
+    "content_provenance_checks",
+    "conversations",
     "embeddings",
+    "evals",
+    "files",
+    "fine_tuning",
+    "images",
     "models",
+    "moderations",
+    "realtime",
+    "responses",
+    "skills",
+    "threads",
+    "uploads",
+    "vector_stores",
+    "videos",
     "errors",
     "_shared",
     "routes",
 )
 RAW_FALLBACKS: tuple[tuple[str, str], ...] = (
+    (
+        "BetaCompactResponseMethodPublicBody.input",
+        "35 objects without a common tag (BetaInputItem)",
+    ),
+    ("BetaCreateResponse.input", "35 objects without a common tag (BetaInputItem)"),
+    ("BetaResponse.instructions", "35 objects without a common tag (BetaInputItem)"),
+    ("BetaResponseItemList.data", "32 objects without a common tag (BetaItemResource)"),
+    ("BetaTokenCountsBody.input", "35 objects without a common tag (BetaInputItem)"),
+    ("CompactResponseMethodPublicBody.input", "32 objects without a common tag (InputItem)"),
+    ("CreateConversationBody.items", "32 objects without a common tag (InputItem)"),
+    ("CreateConversationItemsRequest.items", "32 objects without a common tag (InputItem)"),
+    (
+        "CreateEvalCompletionsRunDataSourceInputMessagesTemplate.template",
+        "2 objects without a common tag (CreateEvalCompletionsRunDataSource)",
+    ),
+    ("CreateEvalLabelModelGrader.input", "2 objects without a common tag (CreateEvalItem)"),
+    (
+        "CreateEvalResponsesRunDataSourceInputMessagesTemplate.template",
+        "2 objects without a common tag (CreateEvalResponsesRunDataSource)",
+    ),
     ("CreateResponse.input", "32 objects without a common tag (InputItem)"),
+    ("CreateRunRequest.tool_choice", "allOf over a union (CreateRunRequest)"),
+    ("CreateThreadAndRunRequest.tool_choice", "allOf over a union (CreateThreadAndRunRequest)"),
+    (
+        "RealtimeSessionCreateRequestGA.tools",
+        "2 objects without a common tag (RealtimeSessionCreateRequestGA)",
+    ),
+    (
+        "RealtimeSessionCreateRequestGAAudioInput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeSessionCreateRequestGAAudioOutput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeSessionCreateResponseAudioInput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeSessionCreateResponseAudioOutput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeSessionCreateResponseGA.tools",
+        "2 objects without a common tag (RealtimeSessionCreateResponseGA)",
+    ),
+    (
+        "RealtimeSessionCreateResponseGAAudioInput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeSessionCreateResponseGAAudioOutput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeTranscriptionSessionCreateRequestGAAudioInput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
+    (
+        "RealtimeTranscriptionSessionCreateResponseGAAudioInput.format",
+        "3 objects without a common tag (RealtimeAudioFormats)",
+    ),
     ("Response.instructions", "32 objects without a common tag (InputItem)"),
+    ("ResponseItemList.data", "29 objects without a common tag (ItemResource)"),
+    ("RunObject.tool_choice", "allOf over a union (RunObject)"),
+    ("TokenCountsBody.input", "32 objects without a common tag (InputItem)"),
 )

@@ -13,7 +13,985 @@ because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import msgspec
+
+
+class AdditionalTools(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="additional_tools"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    tools: list[Tool] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApplyPatchCreateFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="create_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+    diff: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApplyPatchDeleteFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="delete_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApplyPatchToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="apply_patch_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    caller: ToolCallCaller | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    operation: (
+        ApplyPatchCreateFileOperation
+        | ApplyPatchDeleteFileOperation
+        | ApplyPatchUpdateFileOperation
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ApplyPatchToolCallOutput(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="apply_patch_call_output",
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    caller: ToolCallCaller | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    output: str | msgspec.UnsetType | None = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ApplyPatchToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="apply_patch"
+):
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ApplyPatchUpdateFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="update_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+    diff: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApproximateLocation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    country: str | msgspec.UnsetType | None = msgspec.UNSET
+    region: str | msgspec.UnsetType | None = msgspec.UNSET
+    city: str | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class AssistantToolsCode(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="code_interpreter"
+):
+    pass
+
+
+class AssistantToolsFileSearch(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_search"
+):
+    file_search: AssistantToolsFileSearchFileSearch | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class AssistantToolsFileSearchFileSearch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    max_num_results: int | msgspec.UnsetType | None = msgspec.UNSET
+    ranking_options: FileSearchRankingOptions | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class AssistantToolsFunction(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="function"
+):
+    function: FunctionObject | msgspec.UnsetType = msgspec.UNSET
+
+
+class AutoCodeInterpreterToolParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    memory_limit: str | msgspec.UnsetType | None = msgspec.UNSET
+    network_policy: (
+        ContainerNetworkPolicyDisabledParam
+        | ContainerNetworkPolicyAllowlistParam
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+
+
+class ChatCompletionStreamOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
+    include_usage: bool | msgspec.UnsetType | None = msgspec.UNSET
+    include_obfuscation: bool | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ChatCompletionTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="function"
+):
+    function: FunctionObject | msgspec.UnsetType = msgspec.UNSET
+
+
+class ClickParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="click"):
+    button: str | msgspec.UnsetType = msgspec.UNSET
+    x: int | msgspec.UnsetType = msgspec.UNSET
+    y: int | msgspec.UnsetType = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CodeInterpreterOutputImage(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="image"
+):
+    url: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CodeInterpreterOutputLogs(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="logs"
+):
+    logs: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CodeInterpreterTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="code_interpreter"
+):
+    container: str | AutoCodeInterpreterToolParam | msgspec.UnsetType = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CodeInterpreterToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="code_interpreter_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    container_id: str | msgspec.UnsetType = msgspec.UNSET
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    outputs: (
+        list[CodeInterpreterOutputLogs | CodeInterpreterOutputImage] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+
+
+class CompactionBody(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="compaction"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ComparisonFilterEq(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="eq"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterGt(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="gt"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterGte(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="gte"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterIn(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="in"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterLt(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="lt"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterLte(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="lte"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterNe(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="ne"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComparisonFilterNin(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="nin"
+):
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class CompletionUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    completion_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    prompt_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    total_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    completion_tokens_details: CompletionUsageCompletionTokensDetails | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    prompt_tokens_details: CompletionUsagePromptTokensDetails | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+
+
+class CompletionUsageCompletionTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    accepted_prediction_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    audio_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    reasoning_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    text_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    rejected_prediction_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CompletionUsagePromptTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    audio_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    cached_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    text_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    image_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    cache_write_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CompoundFilterAnd(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="and"
+):
+    filters: (
+        list[
+            ComparisonFilterEq
+            | ComparisonFilterNe
+            | ComparisonFilterGt
+            | ComparisonFilterGte
+            | ComparisonFilterLt
+            | ComparisonFilterLte
+            | ComparisonFilterIn
+            | ComparisonFilterNin
+            | CompoundFilterAnd
+            | CompoundFilterOr
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class CompoundFilterOr(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="or"
+):
+    filters: (
+        list[
+            ComparisonFilterEq
+            | ComparisonFilterNe
+            | ComparisonFilterGt
+            | ComparisonFilterGte
+            | ComparisonFilterLt
+            | ComparisonFilterLte
+            | ComparisonFilterIn
+            | ComparisonFilterNin
+            | CompoundFilterAnd
+            | CompoundFilterOr
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class ComputerCallSafetyCheckParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    message: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ComputerScreenshotContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="computer_screenshot"
+):
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType = msgspec.UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ComputerScreenshotImage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ComputerTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="computer"
+):
+    pass
+
+
+class ComputerToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="computer_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    action: ComputerAction | msgspec.UnsetType | None = msgspec.UNSET
+    actions: list[ComputerAction] | msgspec.UnsetType | None = msgspec.UNSET
+    pending_safety_checks: list[ComputerCallSafetyCheckParam] | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ComputerToolCallOutputResource(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="computer_call_output"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    acknowledged_safety_checks: list[ComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    output: ComputerScreenshotImage | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ComputerUsePreviewTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="computer_use_preview"
+):
+    environment: str | msgspec.UnsetType = msgspec.UNSET
+    display_width: int | msgspec.UnsetType = msgspec.UNSET
+    display_height: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class ContainerAutoParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="container_auto"
+):
+    file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    memory_limit: str | msgspec.UnsetType | None = msgspec.UNSET
+    network_policy: (
+        ContainerNetworkPolicyDisabledParam
+        | ContainerNetworkPolicyAllowlistParam
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    skills: list[SkillReferenceParam | InlineSkillParam] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ContainerFileCitationBody(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="container_file_citation",
+):
+    container_id: str | msgspec.UnsetType = msgspec.UNSET
+    file_id: str | msgspec.UnsetType = msgspec.UNSET
+    start_index: int | msgspec.UnsetType = msgspec.UNSET
+    end_index: int | msgspec.UnsetType = msgspec.UNSET
+    filename: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ContainerNetworkPolicyAllowlistParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="allowlist"
+):
+    allowed_domains: list[str] | msgspec.UnsetType = msgspec.UNSET
+    domain_secrets: list[ContainerNetworkPolicyDomainSecretParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+
+
+class ContainerNetworkPolicyDisabledParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="disabled"
+):
+    pass
+
+
+class ContainerNetworkPolicyDomainSecretParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    domain: str | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    value: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ContainerReferenceParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="container_reference"
+):
+    container_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ContainerReferenceResource(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="container_reference"
+):
+    container_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CoordParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    x: int | msgspec.UnsetType = msgspec.UNSET
+    y: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class CustomGrammarFormatParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="grammar"
+):
+    syntax: str | msgspec.UnsetType = msgspec.UNSET
+    definition: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CustomTextFormatParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="text"
+):
+    pass
+
+
+class CustomToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="custom_tool_call"
+):
+    id: str | msgspec.UnsetType | None = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    caller: ToolCallCaller | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    input: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CustomToolCallOutput(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="custom_tool_call_output",
+):
+    id: str | msgspec.UnsetType | None = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    caller: ToolCallCallerParam | msgspec.UnsetType | None = msgspec.UNSET
+    output: str | list[FunctionAndCustomToolCallOutput] | msgspec.UnsetType = msgspec.UNSET
+
+
+class CustomToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="custom"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    format: CustomTextFormatParam | CustomGrammarFormatParam | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class DirectToolCallCaller(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="direct"
+):
+    pass
+
+
+class DirectToolCallCallerParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="direct"
+):
+    pass
+
+
+class DoubleClickAction(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="double_click"
+):
+    x: int | msgspec.UnsetType = msgspec.UNSET
+    y: int | msgspec.UnsetType = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class DragParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="drag"):
+    path: list[CoordParam] | msgspec.UnsetType = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    message: str | msgspec.UnsetType = msgspec.UNSET
+    param: str | msgspec.UnsetType | None = msgspec.UNSET
+    type: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class EvalItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    content: EvalItemContent | msgspec.UnsetType = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class EvalItemContentOutputText(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="output_text"
+):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class EvalItemInputImage(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="input_image"
+):
+    image_url: str | msgspec.UnsetType = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FileCitationBody(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_citation"
+):
+    file_id: str | msgspec.UnsetType = msgspec.UNSET
+    index: int | msgspec.UnsetType = msgspec.UNSET
+    filename: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class FilePath(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_path"):
+    file_id: str | msgspec.UnsetType = msgspec.UNSET
+    index: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class FileSearchRankingOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ranker: str | msgspec.UnsetType | None = msgspec.UNSET
+    score_threshold: float | msgspec.UnsetType = msgspec.UNSET
+
+
+class FileSearchTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_search"
+):
+    vector_store_ids: list[str] | msgspec.UnsetType = msgspec.UNSET
+    max_num_results: int | msgspec.UnsetType | None = msgspec.UNSET
+    ranking_options: RankingOptions | msgspec.UnsetType | None = msgspec.UNSET
+    filters: Filters | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FileSearchToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_search_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType = msgspec.UNSET
+    results: list[FileSearchToolCallResults] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FileSearchToolCallResults(msgspec.Struct, kw_only=True, omit_defaults=True):
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    attributes: dict[str, str | float | bool] | msgspec.UnsetType | None = msgspec.UNSET
+    score: float | msgspec.UnsetType | None = msgspec.UNSET
+    vector_store_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionObject(msgspec.Struct, kw_only=True, omit_defaults=True):
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionShellAction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    commands: list[str] | msgspec.UnsetType = msgspec.UNSET
+    timeout_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionShellCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="shell_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    caller: ToolCallCaller | msgspec.UnsetType | None = msgspec.UNSET
+    action: FunctionShellAction | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    environment: (
+        LocalEnvironmentResource | ContainerReferenceResource | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionShellCallOutput(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="shell_call_output"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    caller: ToolCallCaller | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    output: list[FunctionShellCallOutputContent] | msgspec.UnsetType = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionShellCallOutputContent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    stdout: str | msgspec.UnsetType = msgspec.UNSET
+    stderr: str | msgspec.UnsetType = msgspec.UNSET
+    outcome: (
+        FunctionShellCallOutputTimeoutOutcome
+        | FunctionShellCallOutputExitOutcome
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionShellCallOutputExitOutcome(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="exit"
+):
+    exit_code: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class FunctionShellCallOutputTimeoutOutcome(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="timeout"
+):
+    pass
+
+
+class FunctionShellToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="shell"
+):
+    environment: (
+        ContainerAutoParam
+        | LocalEnvironmentParam
+        | ContainerReferenceParam
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="function"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    output_schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionToolCallOutputResource(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="function_call_output"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: str | msgspec.UnsetType | None = msgspec.UNSET
+    caller: ToolCallCallerParam | msgspec.UnsetType | None = msgspec.UNSET
+    output: str | list[FunctionAndCustomToolCallOutput] | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class FunctionToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="function"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+    output_schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class GraderLabelModel(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="label_model"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    model: str | msgspec.UnsetType = msgspec.UNSET
+    input: list[EvalItem] | msgspec.UnsetType = msgspec.UNSET
+    labels: list[str] | msgspec.UnsetType = msgspec.UNSET
+    passing_labels: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class GraderScoreModelSamplingParams(msgspec.Struct, kw_only=True, omit_defaults=True):
+    seed: int | msgspec.UnsetType | None = msgspec.UNSET
+    top_p: float | msgspec.UnsetType | None = msgspec.UNSET
+    temperature: float | msgspec.UnsetType | None = msgspec.UNSET
+    max_completions_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+    reasoning_effort: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class GraderStringCheck(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="string_check"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    input: str | msgspec.UnsetType = msgspec.UNSET
+    reference: str | msgspec.UnsetType = msgspec.UNSET
+    operation: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class HTTPError(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="http_error"
+):
+    code: int | msgspec.UnsetType = msgspec.UNSET
+    message: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class HybridSearchOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
+    embedding_weight: float | msgspec.UnsetType = msgspec.UNSET
+    text_weight: float | msgspec.UnsetType = msgspec.UNSET
+
+
+class ImageGenTool(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="image_generation"
+):
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_compression: int | msgspec.UnsetType | None = msgspec.UNSET
+    moderation: str | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_fidelity: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_image_mask: ImageGenToolInputImageMask | msgspec.UnsetType | None = msgspec.UNSET
+    partial_images: int | msgspec.UnsetType | None = msgspec.UNSET
+    action: str | msgspec.UnsetType | None = msgspec.UNSET
+    n: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ImageGenToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="image_generation_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    result: str | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    revised_prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ImageGenToolInputImageMask(msgspec.Struct, kw_only=True, omit_defaults=True):
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InlineSkillParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="inline"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    source: InlineSkillSourceParam | msgspec.UnsetType = msgspec.UNSET
+
+
+class InlineSkillSourceParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    media_type: str | msgspec.UnsetType = msgspec.UNSET
+    data: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class InputAudio(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="input_audio"
+):
+    input_audio: InputAudioInputAudio | msgspec.UnsetType = msgspec.UNSET
+
+
+class InputAudioInputAudio(msgspec.Struct, kw_only=True, omit_defaults=True):
+    data: str | msgspec.UnsetType = msgspec.UNSET
+    format: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class InputFileContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="input_file"
+):
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputImageContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="input_image"
+):
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType = msgspec.UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputTextContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="input_text"
+):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class KeyPressAction(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="keypress"
+):
+    keys: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class LocalEnvironmentParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="local"
+):
+    skills: list[LocalSkillParam] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class LocalEnvironmentResource(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="local"
+):
+    pass
+
+
+class LocalShellExecAction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    command: list[str] | msgspec.UnsetType = msgspec.UNSET
+    timeout_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    working_directory: str | msgspec.UnsetType | None = msgspec.UNSET
+    env: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class LocalShellToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="local_shell_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    action: LocalShellExecAction | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class LocalShellToolCallOutput(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="local_shell_call_output",
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    output: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class LocalShellToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="local_shell"
+):
+    pass
+
+
+class LocalSkillParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    path: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class LogProb(msgspec.Struct, kw_only=True, omit_defaults=True):
+    token: str | msgspec.UnsetType = msgspec.UNSET
+    logprob: float | msgspec.UnsetType = msgspec.UNSET
+    bytes: list[int] | msgspec.UnsetType = msgspec.UNSET
+    top_logprobs: list[TopLogProb] | msgspec.UnsetType = msgspec.UNSET
+
+
+class MCPApprovalRequest(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp_approval_request"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    server_label: str | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    arguments: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class MCPApprovalResponseResource(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp_approval_response"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    approval_request_id: str | msgspec.UnsetType = msgspec.UNSET
+    approve: bool | msgspec.UnsetType = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MCPListTools(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp_list_tools"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    server_label: str | msgspec.UnsetType = msgspec.UNSET
+    tools: list[MCPListToolsTool] | msgspec.UnsetType = msgspec.UNSET
+    error: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MCPListToolsTool(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_schema: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    annotations: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MCPProtocolError(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp_protocol_error"
+):
+    code: int | msgspec.UnsetType = msgspec.UNSET
+    message: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class MCPTool(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp"):
+    server_label: str | msgspec.UnsetType = msgspec.UNSET
+    server_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    connector_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    tunnel_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    authorization: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_description: str | msgspec.UnsetType | None = msgspec.UNSET
+    headers: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_tools: list[str] | MCPToolFilter | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    require_approval: str | MCPToolRequireApprovalOption0 | msgspec.UnsetType | None = msgspec.UNSET
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MCPToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    server_label: str | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    arguments: str | msgspec.UnsetType = msgspec.UNSET
+    output: str | msgspec.UnsetType | None = msgspec.UNSET
+    error: MCPToolCallError | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+    approval_request_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MCPToolExecutionError(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="mcp_tool_execution_error",
+):
+    content: Any | msgspec.UnsetType = msgspec.UNSET
+
+
+class MCPToolFilter(msgspec.Struct, kw_only=True, omit_defaults=True):
+    tool_names: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    read_only: bool | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MCPToolRequireApprovalOption0(msgspec.Struct, kw_only=True, omit_defaults=True):
+    always: MCPToolFilter | msgspec.UnsetType | None = msgspec.UNSET
+    never: MCPToolFilter | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="message"):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    content: (
+        list[
+            InputTextContent
+            | OutputTextContent
+            | TextContent
+            | SummaryTextContent
+            | ReasoningTextContent
+            | RefusalContent
+            | InputImageContent
+            | ComputerScreenshotContent
+            | InputFileContent
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    phase: str | msgspec.UnsetType | None = msgspec.UNSET
+    object: str | msgspec.UnsetType | None = msgspec.UNSET
+    conversation_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    created_at: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ModerationConfigParam(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -40,9 +1018,111 @@ class ModerationResultBody(
     category_applied_input_types: dict[str, list[str]] | msgspec.UnsetType = msgspec.UNSET
 
 
+class MoveParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="move"):
+    x: int | msgspec.UnsetType = msgspec.UNSET
+    y: int | msgspec.UnsetType = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class NamespaceToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="namespace"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    tools: list[FunctionToolParam | CustomToolParam] | msgspec.UnsetType = msgspec.UNSET
+
+
+class OutputTextContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="output_text"
+):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    annotations: list[Annotation] | msgspec.UnsetType = msgspec.UNSET
+    logprobs: list[LogProb] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Program(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="program"):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    code: str | msgspec.UnsetType = msgspec.UNSET
+    fingerprint: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ProgramOutput(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="program_output"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType = msgspec.UNSET
+    result: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ProgramToolCallCaller(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="program"
+):
+    caller_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ProgramToolCallCallerParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="program"
+):
+    caller_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ProgrammaticToolCallingParam(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="programmatic_tool_calling",
+):
+    pass
+
+
+class Prompt(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    version: str | msgspec.UnsetType | None = msgspec.UNSET
+    variables: (
+        dict[str, str | InputTextContent | InputImageContent | InputFileContent]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+
+
+class PromptCacheBreakpointConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    mode: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class PromptCacheOptionsParam(msgspec.Struct, kw_only=True, omit_defaults=True):
     ttl: str | msgspec.UnsetType | None = msgspec.UNSET
     mode: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RankingOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ranker: str | msgspec.UnsetType | None = msgspec.UNSET
+    score_threshold: float | msgspec.UnsetType | None = msgspec.UNSET
+    hybrid_search: HybridSearchOptions | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ReasoningItem(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="reasoning"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType | None = msgspec.UNSET
+    summary: list[SummaryTextContent] | msgspec.UnsetType = msgspec.UNSET
+    content: list[ReasoningTextContent] | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ReasoningTextContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="reasoning_text"
+):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class RefusalContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="refusal"
+):
+    refusal: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ResponseFormatJsonObject(
@@ -51,7 +1131,287 @@ class ResponseFormatJsonObject(
     pass
 
 
+class ResponseFormatJsonSchema(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="json_schema"
+):
+    json_schema: ResponseFormatJsonSchemaJsonSchema | msgspec.UnsetType = msgspec.UNSET
+
+
+class ResponseFormatJsonSchemaJsonSchema(msgspec.Struct, kw_only=True, omit_defaults=True):
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class ResponseFormatText(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="text"
 ):
     pass
+
+
+class ScreenshotParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="screenshot"
+):
+    pass
+
+
+class ScrollParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="scroll"):
+    x: int | msgspec.UnsetType = msgspec.UNSET
+    y: int | msgspec.UnsetType = msgspec.UNSET
+    scroll_x: int | msgspec.UnsetType = msgspec.UNSET
+    scroll_y: int | msgspec.UnsetType = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class SkillReferenceParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="skill_reference"
+):
+    skill_id: str | msgspec.UnsetType = msgspec.UNSET
+    version: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class SummaryTextContent(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="summary_text"
+):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class TextContent(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="text"):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class TextResponseFormatJsonSchema(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="json_schema"
+):
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    schema: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ToolChoiceFunction(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="function"
+):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ToolChoiceMCP(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="mcp"):
+    server_label: str | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ToolSearchCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="tool_search_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    execution: str | msgspec.UnsetType = msgspec.UNSET
+    arguments: Any | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ToolSearchOutput(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="tool_search_output"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    execution: str | msgspec.UnsetType = msgspec.UNSET
+    tools: list[Tool] | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ToolSearchToolParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="tool_search"
+):
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class TopLogProb(msgspec.Struct, kw_only=True, omit_defaults=True):
+    token: str | msgspec.UnsetType = msgspec.UNSET
+    logprob: float | msgspec.UnsetType = msgspec.UNSET
+    bytes: list[int] | msgspec.UnsetType = msgspec.UNSET
+
+
+class TypeParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="type"):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class UrlCitationBody(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="url_citation"
+):
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    start_index: int | msgspec.UnsetType = msgspec.UNSET
+    end_index: int | msgspec.UnsetType = msgspec.UNSET
+    title: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class VoiceIdsOrCustomVoiceOption1(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class WaitParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="wait"):
+    pass
+
+
+class WebSearchActionFind(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="find_in_page"
+):
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    pattern: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebSearchActionOpenPage(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="open_page"
+):
+    url: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchActionSearch(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="search"
+):
+    query: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    sources: list[WebSearchActionSearchSources] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchActionSearchSources(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchApproximateLocation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    country: str | msgspec.UnsetType | None = msgspec.UNSET
+    region: str | msgspec.UnsetType | None = msgspec.UNSET
+    city: str | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchPreviewToolWebSearchPreview(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="web_search_preview"
+):
+    user_location: ApproximateLocation | msgspec.UnsetType | None = msgspec.UNSET
+    search_context_size: str | msgspec.UnsetType | None = msgspec.UNSET
+    search_content_types: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchPreviewToolWebSearchPreview20250311(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="web_search_preview_2025_03_11",
+):
+    user_location: ApproximateLocation | msgspec.UnsetType | None = msgspec.UNSET
+    search_context_size: str | msgspec.UnsetType | None = msgspec.UNSET
+    search_content_types: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchToolCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="web_search_call"
+):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    action: (
+        WebSearchActionSearch | WebSearchActionOpenPage | WebSearchActionFind | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class WebSearchToolFilters(msgspec.Struct, kw_only=True, omit_defaults=True):
+    allowed_domains: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchToolWebSearch(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="web_search"
+):
+    external_web_access: bool | msgspec.UnsetType | None = msgspec.UNSET
+    filters: WebSearchToolFilters | msgspec.UnsetType | None = msgspec.UNSET
+    user_location: WebSearchApproximateLocation | msgspec.UnsetType | None = msgspec.UNSET
+    search_context_size: str | msgspec.UnsetType | None = msgspec.UNSET
+    return_token_budget: str | msgspec.UnsetType | None = msgspec.UNSET
+    search_content_types: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebSearchToolWebSearch20250826(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="web_search_2025_08_26"
+):
+    external_web_access: bool | msgspec.UnsetType | None = msgspec.UNSET
+    filters: WebSearchToolFilters | msgspec.UnsetType | None = msgspec.UNSET
+    user_location: WebSearchApproximateLocation | msgspec.UnsetType | None = msgspec.UNSET
+    search_context_size: str | msgspec.UnsetType | None = msgspec.UNSET
+    return_token_budget: str | msgspec.UnsetType | None = msgspec.UNSET
+    search_content_types: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+Annotation: TypeAlias = FileCitationBody | UrlCitationBody | ContainerFileCitationBody | FilePath
+AssistantsApiResponseFormatOption: TypeAlias = (
+    str | ResponseFormatText | ResponseFormatJsonObject | ResponseFormatJsonSchema
+)
+ComputerAction: TypeAlias = (
+    ClickParam
+    | DoubleClickAction
+    | DragParam
+    | KeyPressAction
+    | MoveParam
+    | ScreenshotParam
+    | ScrollParam
+    | TypeParam
+    | WaitParam
+)
+EvalItemContentItem: TypeAlias = (
+    str | InputTextContent | EvalItemContentOutputText | EvalItemInputImage | InputAudio
+)
+EvalItemContent: TypeAlias = (
+    str
+    | list[EvalItemContentItem]
+    | InputTextContent
+    | EvalItemContentOutputText
+    | EvalItemInputImage
+    | InputAudio
+)
+Filters: TypeAlias = (
+    ComparisonFilterEq
+    | ComparisonFilterNe
+    | ComparisonFilterGt
+    | ComparisonFilterGte
+    | ComparisonFilterLt
+    | ComparisonFilterLte
+    | ComparisonFilterIn
+    | ComparisonFilterNin
+    | CompoundFilterAnd
+    | CompoundFilterOr
+)
+FunctionAndCustomToolCallOutput: TypeAlias = InputTextContent | InputImageContent | InputFileContent
+MCPToolCallError: TypeAlias = MCPProtocolError | MCPToolExecutionError | HTTPError
+TextResponseFormatConfiguration: TypeAlias = (
+    ResponseFormatText | TextResponseFormatJsonSchema | ResponseFormatJsonObject
+)
+Tool: TypeAlias = (
+    FunctionTool
+    | FileSearchTool
+    | ComputerTool
+    | ComputerUsePreviewTool
+    | WebSearchToolWebSearch
+    | WebSearchToolWebSearch20250826
+    | MCPTool
+    | CodeInterpreterTool
+    | ProgrammaticToolCallingParam
+    | ImageGenTool
+    | LocalShellToolParam
+    | FunctionShellToolParam
+    | CustomToolParam
+    | NamespaceToolParam
+    | ToolSearchToolParam
+    | WebSearchPreviewToolWebSearchPreview
+    | WebSearchPreviewToolWebSearchPreview20250311
+    | ApplyPatchToolParam
+)
+ToolCallCaller: TypeAlias = DirectToolCallCaller | ProgramToolCallCaller
+ToolCallCallerParam: TypeAlias = DirectToolCallCallerParam | ProgramToolCallCallerParam
+VoiceIdsOrCustomVoice: TypeAlias = str | VoiceIdsOrCustomVoiceOption1

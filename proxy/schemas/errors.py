@@ -14,15 +14,14 @@ because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-
-class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
-    code: str | msgspec.UnsetType | None = msgspec.UNSET
-    message: str | msgspec.UnsetType = msgspec.UNSET
-    param: str | msgspec.UnsetType | None = msgspec.UNSET
-    type: str | msgspec.UnsetType = msgspec.UNSET
+from ._shared import Error as Error
 
 
 class ErrorResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: Error | msgspec.UnsetType = msgspec.UNSET
+    detail: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    usage: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET

@@ -2,7 +2,7 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Models: list, retrieve and delete.
 
-Entry points: `ListModelsResponse`, `Model`, `DeleteModelResponse`.
+Entry points: `DeleteModelResponse`, `ListModelsResponse`, `Model`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
