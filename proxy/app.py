@@ -183,18 +183,9 @@ class ProxyHandler:
         )
 
     def _log_replay(self, exchange: Exchange, arrived: float, credential: str | None) -> None:
-        # `ms` and `key` describe this replay; the recording's own stay under `recorded_*`.
-        fields = self._app[CASSETTE].replay_fields(exchange)
-        elapsed = round((asyncio.get_running_loop().time() - arrived) * 1000, 2)
-        self._app[LOG].info(
+        # `ms` and `key` describe this replay, not the recording (its own are in the cassette).
+        self._app[CASSETTE].replay_logger(exchange).info(
             "exchange",
-            **{
-                **fields,
-                "recorded_ms": fields["ms"],
-                "recorded_ttfb_ms": fields["ttfb_ms"],
-                "recorded_key": fields["key"],
-                "ms": elapsed,
-                "ttfb_ms": None,
-                "key": self._fingerprint(credential) if credential else None,
-            },
+            ms=round((asyncio.get_running_loop().time() - arrived) * 1000, 2),
+            key=self._fingerprint(credential) if credential else None,
         )

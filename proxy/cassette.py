@@ -39,7 +39,7 @@ class Cassette:
         self._log = log
         self._canonical_cache: dict[int, Canonical] = {}
         self._replay_headers: dict[int, CIMultiDict[str]] = {}
-        self._replay_fields: dict[int, dict[str, object]] = {}
+        self._replay_loggers: dict[int, Logger] = {}
 
     @classmethod
     async def open(
@@ -57,12 +57,15 @@ class Cassette:
         if mode == "record":
             # A recorder never looks recordings up: keep memory flat however long it runs.
             stored = await store.count()
+            exchanges = []
         else:
             exchanges = await store.load()
-            for exchange in exchanges:
-                index.add(exchange)
             stored = len(exchanges)
         cassette = cls(store, mode, rules, index, stored, view, log)
+        for exchange in exchanges:
+            # Keys are recomputed with today's matching rules, so changing ignore paths or
+            # matched headers after recording applies to old recordings too.
+            index.add(exchange, rules.key(cassette.canonical_of(exchange, remember=False)))
         store.start(
             before_write=view.describe, after_write=cassette._logged, on_error=cassette._failed
         )
@@ -92,25 +95,29 @@ class Cassette:
         self.exchange_count += 1
         self.store.submit(exchange)
         if self.mode == "auto":
-            self.index.add(exchange, consumed=True)
+            self.index.add(exchange, exchange.match_key, consumed=True)
 
-    def canonical_of(self, exchange: Exchange) -> Canonical:
-        """The canonical form of a stored request, computed once (only needed to explain misses)."""
+    def canonical_of(self, exchange: Exchange, *, remember: bool = True) -> Canonical:
+        """The canonical form of a stored request under the current rules.
+
+        Remembered for explaining misses; not when indexing a whole cassette, which would hold
+        a second, decoded copy of every request body in memory.
+        """
         cached = self._canonical_cache.get(exchange.id)
-        if cached is None:
-            content_type = next(
-                (v for k, v in exchange.request_headers if k == "content-type"), None
-            )
-            cached = self.rules.canonical(
-                exchange.method,
-                exchange.path,
-                exchange.query,
-                exchange.request_headers,
-                content_type,
-                exchange.request_body,
-            )
-            self._canonical_cache[exchange.id] = cached
-        return cached
+        if cached is not None:
+            return cached
+        content_type = next((v for k, v in exchange.request_headers if k == "content-type"), None)
+        canonical = self.rules.canonical(
+            exchange.method,
+            exchange.path,
+            exchange.query,
+            exchange.request_headers,
+            content_type,
+            exchange.request_body,
+        )
+        if remember:
+            self._canonical_cache[exchange.id] = canonical
+        return canonical
 
     def replay_headers(self, exchange: Exchange) -> CIMultiDict[str]:
         """Headers to replay a recording with, built once per recording."""
@@ -126,14 +133,27 @@ class Cassette:
     def _logged(self, exchange: Exchange) -> None:
         self._log.info("exchange", **exchange_fields(exchange, "recorded", self.mode))
 
-    def replay_fields(self, exchange: Exchange) -> dict[str, object]:
-        """What the per-exchange log event says about a replayed recording, built once."""
-        fields = self._replay_fields.get(exchange.id)
-        if fields is None:
-            fields = self._replay_fields[exchange.id] = exchange_fields(
-                exchange, "replayed", self.mode
+    def replay_logger(self, exchange: Exchange) -> Logger:
+        """A logger bound to what the log says about replaying this recording, built once.
+
+        Binding once keeps the per-replay cost to the two live fields (`ms`, `key`).
+        """
+        bound = self._replay_loggers.get(exchange.id)
+        if bound is None:
+            usage = exchange.usage
+            bound = self._replay_loggers[exchange.id] = self._log.bind(
+                source="replayed",
+                mode=self.mode,
+                id=exchange.id,
+                method=exchange.method,
+                path=exchange.path,
+                status=exchange.status,
+                model=usage.model,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                stream=exchange.stream,
             )
-        return fields
+        return bound
 
     def _failed(self, exc: Exception, batch: Sequence[Exchange]) -> None:
         self._log.error(

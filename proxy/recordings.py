@@ -24,14 +24,15 @@ class RecordingIndex:
         self._served: dict[str, int] = {}
         self._repeat_last = repeat_last
 
-    def add(self, exchange: Exchange, *, consumed: bool = False) -> None:
-        """Index a complete recording; `consumed` marks one just made for the live request."""
+    def add(self, exchange: Exchange, key: str, *, consumed: bool = False) -> None:
+        """Index a complete recording under `key` (its match key under the rules in force now);
+        `consumed` marks one just made for the live request."""
         if not exchange.complete:
             return  # a partial exchange cannot reproduce what the client saw
-        queue = self._by_key.setdefault(exchange.match_key, [])
+        queue = self._by_key.setdefault(key, [])
         queue.append(exchange)
         if consumed:
-            self._served[exchange.match_key] = len(queue)
+            self._served[key] = len(queue)
 
     def take(self, key: str) -> Take:
         queue = self._by_key.get(key)
