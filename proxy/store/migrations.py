@@ -42,9 +42,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             error_code TEXT,
             upstream_request_id TEXT
         );
-        CREATE INDEX exchanges_match_key ON exchanges (match_key, id);
+        -- Lookups go through the in-memory index; only time ranges are queried on disk.
         CREATE INDEX exchanges_started_at ON exchanges (started_at);
-        CREATE INDEX exchanges_model ON exchanges (model);
         CREATE TABLE sse_events (
             exchange_id INTEGER NOT NULL REFERENCES exchanges (id) ON DELETE CASCADE,
             idx INTEGER NOT NULL,
