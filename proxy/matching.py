@@ -58,7 +58,7 @@ class MatchRules:
             pairs_in = headers.items() if isinstance(headers, Mapping) else headers
             lowered = [(k.lower(), v) for k, v in pairs_in]
             wanted = sorted((k, v) for k, v in lowered if k in self.headers)
-        return Canonical(method.upper(), path, pairs, wanted, self._body(content_type, body))
+        return Canonical(method, path, pairs, wanted, self._body(content_type, body))
 
     def key(self, canonical: Canonical) -> str:
         digest = hashlib.sha256(self._encoder.encode(canonical)).hexdigest()
@@ -67,7 +67,7 @@ class MatchRules:
     def _body(self, content_type: str | None, body: bytes) -> Json:
         if not body:
             return None
-        media = (content_type or "").split(";")[0].strip().lower()
+        media = content_type.partition(";")[0].strip().lower() if content_type else ""
         if media == "multipart/form-data":
             boundary = _boundary(content_type or "")
             if boundary:
