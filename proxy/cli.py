@@ -1,4 +1,4 @@
-"""Command-line interface: `cassette-proxy serve …`."""
+"""Command-line interface: `cassette-proxy serve …` and `cassette-proxy drift …`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from proxy import __version__
 from proxy.config import ConfigError, load_config
+from proxy.drift import DriftError, read_cassette, render_json, render_table
 from proxy.logs import make_logger
 from proxy.server import serve_forever
 from proxy.store import StoreError
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay delays: none (default), original, or a speed-up factor such as 2",
     )
     serve.add_argument("--log-format", choices=("auto", "console", "json"))
+    drift = commands.add_parser(
+        "drift", help="list fields, enum values and event types the generated types do not know"
+    )
+    drift.add_argument("--cassette", metavar="PATH", type=Path, required=True)
+    drift.add_argument("--json", action="store_true", help="print a JSON array of items")
     return parser
 
 
@@ -44,7 +50,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     if args.command == "serve":
         return _serve(args, env)
+    if args.command == "drift":
+        return _drift(args)
     return 2
+
+
+def _drift(args: argparse.Namespace) -> int:
+    try:
+        items = read_cassette(args.cassette)
+    except DriftError as exc:
+        print(f"cassette-proxy: drift: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_json(items) + "\n" if args.json else render_table(items))
+    return 0
 
 
 def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:

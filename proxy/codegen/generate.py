@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.codegen.emit import CONVENTIONS, Header, ModuleWriter, literal, render_data_module
+from proxy.codegen.enums import collect_enums, render_enums
 from proxy.codegen.groups import SHARED_MODULE, Group
 from proxy.codegen.layout import Call, call_lines
 from proxy.codegen.loader import SCHEMAS_POINTER, Spec, child
@@ -78,14 +79,15 @@ def _init_module(
         "Typed msgspec views of OpenAI API bodies, generated from the OpenAPI spec.\n\n"
         "One module per API group ("
         + ", ".join(f"`{g.module}`" for g in groups)
-        + "), `_shared` for types several groups use, and `routes` for every operation as data.\n\n"
+        + "), `_shared` for types several groups use, `routes` for every operation as data "
+        "and `enums` for the known values of enum-valued string fields.\n\n"
         "`RAW_FALLBACKS` lists each place where a schema could not be expressed for msgspec "
         "and the value is kept as `msgspec.Raw`: (location, reason)."
     )
     body = [f"SPEC_COMMIT: str | None = {literal(header.commit) if header.commit else 'None'}"]
     body += ["MODULES: tuple[str, ...] = ("]
     body += [f"    {literal(g.module)}," for g in groups]
-    body += [f"    {literal(SHARED_MODULE)},", '    "routes",', ")"]
+    body += [f"    {literal(SHARED_MODULE)},", '    "routes",', '    "enums",', ")"]
     if fallbacks:
         body += ["RAW_FALLBACKS: tuple[tuple[str, str], ...] = ("]
         for location, reason in fallbacks:
@@ -113,6 +115,7 @@ def generate(spec: Spec, groups: Sequence[Group], *, optional_is_nullable: bool 
         stats[module] = ModuleStats(structs, len(keys) - structs)
     routes_text, operations = render_routes(spec, plan, header)
     files["routes.py"] = routes_text
+    files["enums.py"] = render_enums(collect_enums(spec, plan), header)
     fallbacks = collect_fallbacks(plan)
     files["__init__.py"] = _init_module(header, groups, fallbacks)
     return Output(files, fallbacks, stats, operations, plan)

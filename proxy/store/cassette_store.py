@@ -63,9 +63,12 @@ class CassetteStore:
 
     @classmethod
     async def open(cls, path: Path) -> CassetteStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{path}: cannot open the cassette ({exc})") from None
+        try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
@@ -73,6 +76,7 @@ class CassetteStore:
             async with db.execute("SELECT COALESCE(MAX(id), 0) FROM exchanges") as cursor:
                 row = await cursor.fetchone()
         except sqlite3.DatabaseError as exc:
+            await db.close()  # else its worker thread keeps the process alive
             raise StoreError(f"{path}: not a usable cassette ({exc})") from None
         assert row is not None
         return cls(path, db, int(row[0]) + 1)
