@@ -12,22 +12,26 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from proxy.cassette import Cassette
-from proxy.config import Config, parse_timing
+from proxy.config import Config, Mode, parse_timing
 from proxy.decode import TypedView
 from proxy.errors import error_response
 from proxy.exchange import Exchange
 from proxy.forward import Upstream
 from proxy.headers import credential_of, fingerprint, storable_request_headers
 from proxy.logs import Logger
+from proxy.named import NAMED_PREFIX, BadCassetteName, NamedCassettes, split_named_path
 from proxy.replay import explain_miss, serve_recording
+from proxy.store import StoreError
 
 CONFIG = web.AppKey("config", Config)
 LOG = web.AppKey("log", Logger)
 CASSETTE = web.AppKey("cassette", Cassette)
 UPSTREAM = web.AppKey("upstream", Upstream)
+NAMED = web.AppKey("named", NamedCassettes)
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 
 ADMIN_PREFIX = "/_proxy/"
@@ -42,15 +46,20 @@ def build_app(config: Config, log: Logger) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_mark_shutdown)
     app.router.add_get(ADMIN_PREFIX + "health", _health)
+    app.router.add_get(ADMIN_PREFIX + "cassettes", _list_named)
+    app.router.add_put(ADMIN_PREFIX + "cassettes/{name:.+}", _set_named_mode)
     app.router.add_route("*", "/{tail:.*}", ProxyHandler(app).handle)
     return app
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
+    view = TypedView()
     cassette = await Cassette.open(
-        Path(config.server.cassette), config.server.mode, config, TypedView(), app[LOG]
+        Path(config.server.cassette), config.server.mode, config, view, app[LOG]
     )
+    if config.server.cassette_dir is not None:
+        app[NAMED] = NamedCassettes(Path(config.server.cassette_dir), config, view, app[LOG])
     upstream = Upstream(config.upstream)
     await upstream.start()
     app[UPSTREAM] = upstream
@@ -59,7 +68,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await upstream.close()
-        await cassette.close()  # drains the write-behind queue first: nothing accepted is lost
+        # Closing drains each write-behind queue first: nothing accepted is lost.
+        if NAMED in app:
+            await app[NAMED].close()
+        await cassette.close()
 
 
 async def _mark_shutdown(app: web.Application) -> None:
@@ -77,9 +89,7 @@ def _admin_allowed(request: web.Request) -> bool:
 
 async def _health(request: web.Request) -> web.Response:
     if not _admin_allowed(request):
-        return error_response(
-            403, "admin routes answer on loopback only", "forbidden", "admin_remote"
-        )
+        return _forbidden()
     cassette = request.app[CASSETTE]
     return web.json_response(
         {
@@ -89,6 +99,52 @@ async def _health(request: web.Request) -> web.Response:
             "exchanges": cassette.exchange_count,
             "upstream": request.app[CONFIG].upstream.url,
         }
+    )
+
+
+async def _list_named(request: web.Request) -> web.Response:
+    if not _admin_allowed(request):
+        return _forbidden()
+    named = request.app.get(NAMED)
+    if named is None:
+        return _named_disabled()
+    return web.json_response({"directory": str(named.directory), "cassettes": named.summary()})
+
+
+class ModeChange(msgspec.Struct, forbid_unknown_fields=True):
+    mode: Mode
+    fresh: bool = False
+
+
+async def _set_named_mode(request: web.Request) -> web.Response:
+    """PUT /_proxy/cassettes/<name> {"mode": "replay", "fresh": false}: per-cassette mode."""
+    if not _admin_allowed(request):
+        return _forbidden()
+    named = request.app.get(NAMED)
+    if named is None:
+        return _named_disabled()
+    try:
+        change = msgspec.json.decode(await request.read(), type=ModeChange)
+        cassette = await named.set_mode(request.match_info["name"], change.mode, fresh=change.fresh)
+    except (msgspec.DecodeError, BadCassetteName, StoreError) as exc:
+        return error_response(400, str(exc), "invalid_request_error", "bad_cassette_request")
+    return web.json_response(
+        {"name": request.match_info["name"], "mode": cassette.mode, "path": str(cassette.path),
+         "exchanges": cassette.exchange_count}
+    )  # fmt: skip
+
+
+def _forbidden() -> web.Response:
+    return error_response(403, "admin routes answer on loopback only", "forbidden", "admin_remote")
+
+
+def _named_disabled() -> web.Response:
+    return error_response(
+        404,
+        "named cassettes are off: start the proxy with --cassette-dir DIR to serve /_c/<name>/v1/...",
+        "invalid_request_error",
+        "named_cassettes_disabled",
+        retry=False,
     )
 
 
@@ -107,11 +163,18 @@ class ProxyHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         arrived = asyncio.get_running_loop().time()
         app = self._app
-        cassette = app[CASSETTE]
+        raw_path = request.raw_path
+        if raw_path.startswith(NAMED_PREFIX):
+            named = await self._named(raw_path)
+            if isinstance(named, web.Response):
+                return named
+            cassette, raw_path = named
+        else:
+            cassette = app[CASSETTE]
         body = await self._read_body(request)
         if isinstance(body, web.Response):
             return body
-        path, _, query = request.raw_path.partition("?")
+        path, _, query = raw_path.partition("?")
         canonical = cassette.rules.canonical(
             request.method, path, query, request.headers, request.headers.get("content-type"), body
         )
@@ -150,8 +213,30 @@ class ProxyHandler:
             key_fingerprint=self._fingerprint(credential) if credential else None,
         )
         return await app[UPSTREAM].relay(
-            request, exchange, cassette.record, app[SHUTTING_DOWN].is_set
+            request, raw_path, exchange, cassette.record, app[SHUTTING_DOWN].is_set
         )
+
+    async def _named(self, raw_path: str) -> tuple[Cassette, str] | web.Response:
+        """The named cassette a `/_c/<name>/…` request is for, and the API path it carries."""
+        named = self._app.get(NAMED)
+        if named is None:
+            return _named_disabled()
+        split = split_named_path(raw_path)
+        if split is None:
+            return error_response(
+                400,
+                f"{raw_path.partition('?')[0]}: expected /_c/<cassette name>/v1/...",
+                "invalid_request_error",
+                "bad_cassette_path",
+                retry=False,
+            )
+        name, api_path = split
+        try:
+            return await named.get(name), api_path
+        except (BadCassetteName, StoreError) as exc:
+            return error_response(
+                400, str(exc), "invalid_request_error", "bad_cassette_name", retry=False
+            )
 
     def _fingerprint(self, credential: str) -> str:
         known = self._fingerprints.get(credential)

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--mode", choices=("record", "replay", "auto"), help="default: record")
     serve.add_argument("--upstream", metavar="URL", help="default: https://api.openai.com")
     serve.add_argument("--cassette", metavar="PATH", help="default: cassettes/default.db")
+    serve.add_argument(
+        "--cassette-dir",
+        metavar="DIR",
+        help="also serve /_c/NAME/v1/... from DIR/NAME.db, one cassette per name",
+    )
     serve.add_argument("--host", help="default: 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: 8080")
     serve.add_argument("--config", metavar="FILE", type=Path, help="a TOML config file")
@@ -73,6 +78,7 @@ def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "mode": args.mode,
         "upstream": args.upstream,
         "cassette": args.cassette,
+        "cassette_dir": args.cassette_dir,
         "host": args.host,
         "port": args.port,
         "replay_timing": args.replay_timing,

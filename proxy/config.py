@@ -32,6 +32,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 8080
     mode: Mode = "record"
     cassette: str = "cassettes/default.db"
+    # When set, /_c/<name>/v1/... is served from <cassette_dir>/<name>.db (one cassette per name).
+    cassette_dir: str | None = None
     max_body_size: int = 64 * 1024 * 1024
     shutdown_grace: float = 30.0
     admin_allow_remote: bool = False
@@ -73,6 +75,7 @@ OVERRIDABLE: dict[str, tuple[str, str]] = {
     "mode": ("server", "mode"),
     "upstream": ("upstream", "url"),
     "cassette": ("server", "cassette"),
+    "cassette_dir": ("server", "cassette_dir"),
     "host": ("server", "host"),
     "port": ("server", "port"),
     "replay_timing": ("replay", "timing"),

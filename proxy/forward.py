@@ -60,6 +60,7 @@ class Upstream:
     async def relay(
         self,
         request: web.Request,
+        raw_path_qs: str,
         exchange: Exchange,
         finish: Finish,
         shutting_down: Callable[[], bool],
@@ -92,7 +93,7 @@ class Upstream:
         try:
             upstream = await self._session.request(
                 request.method,
-                self.target(request.raw_path),
+                self.target(raw_path_qs),
                 headers=upstream_request_headers(request.headers),
                 data=exchange.request_body or None,
                 allow_redirects=False,

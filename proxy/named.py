@@ -1,0 +1,96 @@
+"""Named cassettes behind one server: `/_c/<name>/v1/…` is served from `DIR/<name>.db`.
+
+Each name gets its own Cassette — index, sequence numbers, mode and writer — so parallel tests
+never take each other's recordings. Names may hold `/` for folders; a name that would leave DIR
+is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from proxy.cassette import Cassette
+from proxy.config import Config, Mode
+from proxy.decode import TypedView
+from proxy.logs import Logger
+
+NAMED_PREFIX = "/_c/"
+# The first segment of an API path: what follows the cassette name.
+API_ROOTS = ("/v1/", "/openai/")
+
+
+class BadCassetteName(ValueError):
+    """A cassette name that is empty, unsafe or escapes the cassette directory."""
+
+
+def split_named_path(raw_path: str) -> tuple[str, str] | None:
+    """`/_c/a/b/v1/models?x=1` → (`a/b`, `/v1/models?x=1`); None when no API path follows."""
+    rest = raw_path[len(NAMED_PREFIX) :]
+    cut = min((i for i in (rest.find(root) for root in API_ROOTS) if i > 0), default=-1)
+    if cut < 0:
+        return None
+    return rest[:cut], rest[cut:]
+
+
+class NamedCassettes:
+    def __init__(self, directory: Path, config: Config, view: TypedView, log: Logger) -> None:
+        self.directory = directory.resolve()
+        self._config = config
+        self._view = view
+        self._log = log
+        self._open: dict[str, Cassette] = {}
+        self._modes: dict[str, Mode] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def path_for(self, name: str) -> Path:
+        parts = name.split("/")
+        if not name or any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
+            raise BadCassetteName(
+                f"cassette name {name!r} is not a relative name like 'suite/test'"
+            )
+        if "%" in name:
+            raise BadCassetteName(f"cassette name {name!r} must not be percent-encoded")
+        path = (self.directory / (name + ".db")).resolve()
+        if not path.is_relative_to(self.directory):
+            raise BadCassetteName(f"cassette name {name!r} leaves the cassette directory")
+        return path
+
+    async def get(self, name: str) -> Cassette:
+        """The open cassette for `name`, opened on first use in its mode (default: the server's)."""
+        cassette = self._open.get(name)
+        if cassette is not None:
+            return cassette
+        path = self.path_for(name)
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            cassette = self._open.get(name)
+            if cassette is None:
+                mode = self._modes.get(name, self._config.server.mode)
+                cassette = await Cassette.open(path, mode, self._config, self._view, self._log)
+                self._open[name] = cassette
+        return cassette
+
+    async def set_mode(self, name: str, mode: Mode, *, fresh: bool = False) -> Cassette:
+        """Switch a cassette's mode (reopened, so replay sees everything recorded so far);
+        `fresh` deletes its recordings first (pytest's rewrite)."""
+        path = self.path_for(name)
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            current = self._open.pop(name, None)
+            if current is not None:
+                await current.close()
+            if fresh:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            self._modes[name] = mode
+        return await self.get(name)
+
+    def summary(self) -> list[dict[str, object]]:
+        return [
+            {"name": name, "mode": c.mode, "path": str(c.path), "exchanges": c.exchange_count}
+            for name, c in sorted(self._open.items())
+        ]
+
+    async def close(self) -> None:
+        for cassette in self._open.values():
+            await cassette.close()
+        self._open.clear()
