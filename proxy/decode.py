@@ -2,6 +2,10 @@
 
 Runs in the cassette writer, after the client has its response. The raw bytes stay the record: a
 body the types cannot decode only adds a note to the exchange; it never fails anything.
+
+Multipart requests are parsed into form values (:mod:`proxy.forms`) and converted to the
+route's form struct (`Route.form`); Batch API files — a JSONL upload with purpose `batch` and
+JSONL file content of a batch's output — are decoded line by line (:mod:`proxy.batchfiles`).
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from typing import Any
 
 import msgspec
 
+from proxy import batchfiles, multipart
 from proxy.exchange import Exchange, Usage
+from proxy.forms import form_values
 from proxy.schemas.errors import ErrorResponse
 from proxy.schemas.routes import ROUTES, Route
 from proxy.sse import parse_event
 
 API_PREFIX = "/v1"
+CREATE_FILE = "createFile"  # POST /files: a batch input file is uploaded with purpose `batch`
+RETRIEVE_FILE_CONTENT = "downloadFile"  # GET /files/{file_id}/content
 AZURE_PREFIX = ("openai", "deployments")  # /openai/deployments/{deployment}/... ?api-version=
 
 
@@ -88,6 +96,7 @@ class TypedView:
     def __init__(self) -> None:
         self.routes = RouteTable(ROUTES)
         self._decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+        self._form_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
     def describe(self, exchange: Exchange) -> None:
         """Fill `endpoint` and the typed columns; record any decode failure as a note."""
@@ -100,6 +109,9 @@ class TypedView:
         if route.request is not None and exchange.request_body and _is_json_request(exchange):
             request = self._decode(exchange, "request", route.request, exchange.request_body)
             usage.model = _value(request, "model")
+        elif route.form is not None and exchange.request_body:
+            form = self.request_form(exchange, route)
+            usage.model = _value(form, "model")
         if exchange.status >= 400:
             error = self._decode_if_json(exchange, "error", route.error or ErrorResponse)
             usage.error_type = _value(error, "error", "type")
@@ -110,6 +122,68 @@ class TypedView:
         elif route.response is not None:
             response = self._decode_if_json(exchange, "response", route.response)
             self._take_result(response, usage)
+        elif route.operation_id == RETRIEVE_FILE_CONTENT:
+            self.batch_output_lines(exchange)
+
+    def request_form(self, exchange: Exchange, route: Route | None = None) -> Any:
+        """The multipart request as the route's form struct; None (and a note when it is
+        multipart but does not convert) otherwise. A batch upload's file is decoded too."""
+        if route is None:
+            compiled = self.routes.resolve(exchange.method, exchange.path)
+            route = compiled.route if compiled is not None else None
+        content_type = _header(exchange.request_headers, "content-type")
+        boundary = multipart.boundary(content_type or "")
+        if route is None or route.form is None or not multipart.is_form_data(content_type):
+            return None
+        if boundary is None:
+            exchange.notes.append("request is multipart without a boundary")
+            return None
+        parts = multipart.parts(exchange.request_body, boundary)
+        # Through JSON rather than `msgspec.convert`: fields kept as `msgspec.Raw` need it.
+        decoder = self._form_decoders.get(route.form)
+        if decoder is None:
+            decoder = self._form_decoders[route.form] = msgspec.json.Decoder(
+                route.form, strict=False
+            )
+        try:
+            form = decoder.decode(msgspec.json.encode(form_values(parts)))
+        except msgspec.DecodeError as exc:
+            exchange.notes.append(f"request form did not decode as {_name(route.form)}: {exc}")
+            return None
+        if route.operation_id == CREATE_FILE and _value(form, "purpose") == "batch":
+            for part in parts:
+                if part.name == "file" and part.filename is not None:
+                    self.batch_input_lines(exchange, part.content)
+        return form
+
+    def batch_input_lines(self, exchange: Exchange, data: bytes) -> list[tuple[int, Any]]:
+        """A batch input file's lines; a line that does not decode, or whose `body` does not
+        decode as the request of the operation its `method` and `url` name, gets a note."""
+        lines, problems = batchfiles.decode_lines(data, output=False)
+        exchange.notes += [f"batch input file: {p}" for p in problems]
+        for number, line in lines:
+            compiled = self.routes.resolve(line.method, line.url.split("?")[0])
+            request = compiled.route.request if compiled is not None else None
+            if request is None or line.body is msgspec.UNSET:
+                continue
+            self._decode(
+                exchange,
+                f"batch input file: body of line {number} ({line.custom_id})",
+                request,
+                msgspec.json.encode(line.body),
+            )
+        return lines
+
+    def batch_output_lines(self, exchange: Exchange) -> list[tuple[int, Any]] | None:
+        """File content that is a batch's output, line by line (None for any other content)."""
+        body = exchange.response_body
+        if exchange.status >= 400 or exchange.content_encoding or not body:
+            return None
+        if not batchfiles.output_like(body):
+            return None
+        lines, problems = batchfiles.decode_lines(body, output=True)
+        exchange.notes += [f"batch output file: {p}" for p in problems]
+        return lines
 
     def _describe_stream(self, exchange: Exchange, route: Route, usage: Usage) -> None:
         """Decode each event's data: with `route.stream`, or, for streams tagged by the SSE
@@ -179,11 +253,13 @@ class TypedView:
             return None
 
 
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
 def _is_json_request(exchange: Exchange) -> bool:
     """Whether the request body is JSON (some operations also take multipart uploads)."""
-    content_type = next(
-        (v for k, v in exchange.request_headers if k.lower() == "content-type"), None
-    )
+    content_type = _header(exchange.request_headers, "content-type")
     return content_type is None or "json" in content_type.lower()
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from proxy import multipart
 from proxy.config import MatchingConfig
 
 KEY_ALGORITHM = "sha256"
@@ -84,39 +85,21 @@ class MatchRules:
 
 
 def _boundary(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "boundary":
-            return value.strip('"')
-    return None
+    return multipart.boundary(content_type)
 
 
 def multipart_fields(body: bytes, boundary: str) -> list[list[Json]]:
     """[name, filename, content type, text value or file digest] per part, sorted by name."""
-    delimiter = b"--" + boundary.encode("latin-1")
     fields: list[list[Json]] = []
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, _, content = part.partition(b"\r\n\r\n")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        disposition: dict[str, str] = {}
-        part_type: str | None = None
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-disposition":
-                for param in value.split(";")[1:]:
-                    k, _, v = param.strip().partition("=")
-                    disposition[k.lower()] = v.strip('"')
-            elif name.strip().lower() == "content-type":
-                part_type = value.strip()
-        filename = disposition.get("filename")
-        if filename is None:
-            value_repr: Json = content.decode("utf-8", "replace")
+    for part in multipart.parts(body, boundary):
+        if part.filename is None:
+            value_repr: Json = part.content.decode("utf-8", "replace")
         else:
-            value_repr = {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
-        fields.append([disposition.get("name", ""), filename, part_type, value_repr])
+            value_repr = {
+                "sha256": hashlib.sha256(part.content).hexdigest(),
+                "size": len(part.content),
+            }
+        fields.append([part.name, part.filename, part.content_type, value_repr])
     fields.sort(key=lambda f: str(f[0]))
     return fields
 

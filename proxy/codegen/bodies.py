@@ -1,8 +1,10 @@
-"""Which component schemas an operation's bodies use: JSON request, JSON response, stream.
+"""Which component schemas an operation's bodies use: JSON request, JSON response, stream, and
+the multipart form of a request sent as ``multipart/form-data``.
 
 Shared by the grouping (:mod:`~proxy.codegen.groups`, whose roots these schemas are) and the
 route table (:mod:`~proxy.codegen.routes`). Multipart, binary and text bodies have no schema
-here: only ``application/json`` and ``text/event-stream`` content is looked at.
+here: only ``application/json``, ``text/event-stream`` and ``multipart/form-data`` content is
+looked at (a multipart schema's ``format: binary`` properties become ``FormFile``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from proxy.codegen.loader import JSON_MEDIA, SCHEMAS_POINTER, SSE_MEDIA, Node, Operation, Spec
+from proxy.codegen.loader import (
+    FORM_MEDIA,
+    JSON_MEDIA,
+    SCHEMAS_POINTER,
+    SSE_MEDIA,
+    Node,
+    Operation,
+    Spec,
+)
 from proxy.codegen.schema import expand, merged_object, tag_values
 
 #: The SSE field that names an event, for streams tagged by it instead of by a JSON property.
@@ -32,10 +42,11 @@ class RouteRow:
     response: str | None
     stream: str | None
     events: tuple[tuple[str, str], ...] | None = None
+    form: str | None = None
 
     def schemas(self) -> list[str]:
         """Every schema the operation's bodies are decoded with."""
-        out = [s for s in (self.request, self.response) if s is not None]
+        out = [s for s in (self.request, self.response, self.form) if s is not None]
         if self.events is not None:
             out += [schema for _, schema in self.events]
         elif self.stream is not None:
@@ -89,9 +100,10 @@ def named_events(spec: Spec, schema_name: str) -> tuple[tuple[str, str], ...] | 
 def route_row(spec: Spec, op: Operation) -> RouteRow:
     """The schema names of an operation's JSON request body, 2xx JSON response and 2xx stream."""
     body = op.node.get("requestBody")
-    request = None
+    request = form = None
     if isinstance(body, Mapping):
         request = _schema_name(_deref(spec, body).get("content") or {}, JSON_MEDIA)
+        form = _schema_name(_deref(spec, body).get("content") or {}, FORM_MEDIA)
     response = stream = None
     for status, resp in sorted((op.node.get("responses") or {}).items(), key=lambda kv: str(kv[0])):
         content = _deref(spec, resp).get("content") or {}
@@ -100,4 +112,4 @@ def route_row(spec: Spec, op: Operation) -> RouteRow:
             stream = stream or _schema_name(content, SSE_MEDIA)
     operation_id = str(op.node.get("operationId") or "")
     events = named_events(spec, stream) if stream is not None else None
-    return RouteRow(op.method, op.path, operation_id, request, response, stream, events)
+    return RouteRow(op.method, op.path, operation_id, request, response, stream, events, form)

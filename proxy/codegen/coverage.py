@@ -1,6 +1,6 @@
 """``python -m proxy.codegen --coverage``: a Markdown table of typed coverage per API group.
 
-Per group: operations, how many have a request / response / stream type in the generated
+Per group: operations, how many have a request / response / stream / form type in the generated
 route table, structs and union aliases in its module, and how many corpus exchanges call it.
 """
 
@@ -40,7 +40,7 @@ def coverage_table(spec: Spec, output: Output, calls: Sequence[tuple[str, str]])
     for op in spec.operations():
         row = route_row(spec, op)
         module = module_of_path(op.path)
-        counts = rows.setdefault(module, [0, 0, 0, 0, 0])
+        counts = rows.setdefault(module, [0, 0, 0, 0, 0, 0])
         counts[0] += 1
         typed = [
             plan.lookup_schema(s) is not None if s else False for s in (row.request, row.response)
@@ -51,6 +51,7 @@ def coverage_table(spec: Spec, output: Output, calls: Sequence[tuple[str, str]])
         counts[1] += typed[0]
         counts[2] += typed[1]
         counts[3] += stream
+        counts[4] += row.form is not None and plan.lookup_schema(row.form) is not None
         template = op.path.split("?")[0]
         literal = sum(not part.startswith("{") for part in template.split("/"))
         templates.append((op.method, _template_regex(template), module, literal))
@@ -58,26 +59,26 @@ def coverage_table(spec: Spec, output: Output, calls: Sequence[tuple[str, str]])
     for method, path in calls:
         for t_method, regex, module, _ in templates:
             if t_method == method and regex.match(path):
-                rows[module][4] += 1
+                rows[module][5] += 1
                 break
     lines = [
-        "| group | operations | request types | response types | stream types "
+        "| group | operations | request types | response types | stream types | form types "
         "| structs | unions | corpus exchanges |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    total = [0] * 7
+    total = [0] * 8
     for module in sorted(rows):
         counts = rows[module]
         stats = output.stats.get(module)
         structs, aliases = (stats.structs, stats.aliases) if stats else (0, 0)
-        values = [*counts[:4], structs, aliases, counts[4]]
+        values = [*counts[:5], structs, aliases, counts[5]]
         total = [a + b for a, b in zip(total, values, strict=True)]
         lines.append(f"| `{module}` | " + " | ".join(str(v) for v in values) + " |")
     for module in ("errors", "_shared"):
         stats = output.stats.get(module)
         if stats:
-            total[4] += stats.structs
-            total[5] += stats.aliases
-            lines.append(f"| `{module}` | | | | | {stats.structs} | {stats.aliases} | |")
+            total[5] += stats.structs
+            total[6] += stats.aliases
+            lines.append(f"| `{module}` | | | | | | {stats.structs} | {stats.aliases} | |")
     lines.append("| **total** | " + " | ".join(f"**{v}**" for v in total) + " |")
     return "\n".join(lines) + "\n"

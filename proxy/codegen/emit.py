@@ -43,16 +43,23 @@ from proxy.codegen.naming import ANNOTATION_NAMES, attribute_name
 from proxy.codegen.plan import Plan
 
 UNSET = Name("msgspec.UnsetType")
-STRUCT_OPTIONS = ("msgspec.Struct", "kw_only=True", "omit_defaults=True")
+#: The module (written from :data:`FORMS_TEXT`) that holds the type of a multipart file part.
+FORMS_MODULE = "_forms"
+FORM_FILE = "FormFile"
+FORMS_DOC = """\
+The file part of a multipart form, as the typed view describes it: never the bytes.
 
-CONVENTIONS = """\
-Every struct is lenient: unknown fields are ignored and every field defaults to
-`msgspec.UNSET`, so a field absent from the JSON is `UNSET` while an explicit JSON null is
-`None` (fields accept null where the spec allows it or does not require the property).
-Enum-valued strings are plain `str`. A struct that is a member of a tagged union carries its
-tag in its class config (`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a
-value kept as undecoded JSON because msgspec cannot express its schema; see
-`proxy.schemas.RAW_FALLBACKS`."""
+A `format: binary` field of a multipart request schema is typed `FormFile`: the part's
+`filename` and `content_type` (as the client sent them, `None` when absent), its `size` in
+bytes and the hex SHA-256 of its content. Like every generated struct, its fields default to
+`msgspec.UNSET`."""
+FORMS_BODY = (
+    "class FormFile(msgspec.Struct, kw_only=True, omit_defaults=True):",
+    "    filename: str | msgspec.UnsetType | None = msgspec.UNSET",
+    "    content_type: str | msgspec.UnsetType | None = msgspec.UNSET",
+    "    size: int | msgspec.UnsetType = msgspec.UNSET",
+    "    sha256: str | msgspec.UnsetType = msgspec.UNSET",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,9 @@ class ModuleWriter:
             if expr.kind == "any":
                 self._typing.add("Any")
                 return Name("Any")
+            if expr.kind == "file":
+                self._imports.setdefault(FORMS_MODULE, set()).add(FORM_FILE)
+                return Name(FORM_FILE)
             return Name(expr.kind)
         if isinstance(expr, RawJson):
             self._uses_msgspec = True
@@ -285,3 +295,22 @@ def render_data_module(
         out.append("")
     out += body
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_forms_module(header: Header) -> str:
+    """The text of the ``_forms`` module."""
+    out = [*header.lines(), *docstring(FORMS_DOC), "", "from __future__ import annotations", ""]
+    out += ["import msgspec", "", "", *FORMS_BODY]
+    return "\n".join(out) + "\n"
+
+
+STRUCT_OPTIONS = ("msgspec.Struct", "kw_only=True", "omit_defaults=True")
+
+CONVENTIONS = """\
+Every struct is lenient: unknown fields are ignored and every field defaults to
+`msgspec.UNSET`, so a field absent from the JSON is `UNSET` while an explicit JSON null is
+`None` (fields accept null where the spec allows it or does not require the property).
+Enum-valued strings are plain `str`. A struct that is a member of a tagged union carries its
+tag in its class config (`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a
+value kept as undecoded JSON because msgspec cannot express its schema; see
+`proxy.schemas.RAW_FALLBACKS`."""

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.codegen.emit import CONVENTIONS, Header, ModuleWriter, literal, render_data_module
+from proxy.codegen.emit import (
+    CONVENTIONS,
+    FORMS_MODULE,
+    Header,
+    ModuleWriter,
+    literal,
+    render_data_module,
+    render_forms_module,
+)
 from proxy.codegen.enums import collect_enums, render_enums
 from proxy.codegen.groups import SHARED_MODULE, Group
 from proxy.codegen.layout import Call, call_lines
@@ -79,15 +87,17 @@ def _init_module(
         "Typed msgspec views of OpenAI API bodies, generated from the OpenAPI spec.\n\n"
         "One module per API group ("
         + ", ".join(f"`{g.module}`" for g in groups)
-        + "), `_shared` for types several groups use, `routes` for every operation as data "
-        "and `enums` for the known values of enum-valued string fields.\n\n"
+        + "), `_shared` for types several groups use, `routes` for every operation as data, "
+        "`enums` for the known values of enum-valued string fields and `_forms` for the "
+        "file part of a multipart form (`FormFile`).\n\n"
         "`RAW_FALLBACKS` lists each place where a schema could not be expressed for msgspec "
         "and the value is kept as `msgspec.Raw`: (location, reason)."
     )
     body = [f"SPEC_COMMIT: str | None = {literal(header.commit) if header.commit else 'None'}"]
     body += ["MODULES: tuple[str, ...] = ("]
     body += [f"    {literal(g.module)}," for g in groups]
-    body += [f"    {literal(SHARED_MODULE)},", '    "routes",', '    "enums",', ")"]
+    body += [f"    {literal(SHARED_MODULE)},", '    "routes",', '    "enums",']
+    body += [f"    {literal(FORMS_MODULE)},", ")"]
     if fallbacks:
         body += ["RAW_FALLBACKS: tuple[tuple[str, str], ...] = ("]
         for location, reason in fallbacks:
@@ -116,6 +126,7 @@ def generate(spec: Spec, groups: Sequence[Group], *, optional_is_nullable: bool 
     routes_text, operations = render_routes(spec, plan, header)
     files["routes.py"] = routes_text
     files["enums.py"] = render_enums(collect_enums(spec, plan), header)
+    files[f"{FORMS_MODULE}.py"] = render_forms_module(header)
     fallbacks = collect_fallbacks(plan)
     files["__init__.py"] = _init_module(header, groups, fallbacks)
     return Output(files, fallbacks, stats, operations, plan)

@@ -21,6 +21,7 @@ SCHEMAS_POINTER = "#/components/schemas"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 JSON_MEDIA = "application/json"
 SSE_MEDIA = "text/event-stream"
+FORM_MEDIA = "multipart/form-data"
 #: Body schemas written inline in an operation are moved to components under
 #: ``<OperationId><suffix>`` (a name derived from the operationId, made unique).
 _HOIST = ((JSON_MEDIA, "Request", "Response"), (SSE_MEDIA, "Request", "StreamEvent"))

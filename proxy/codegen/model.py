@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PrimKind = Literal["str", "int", "float", "bool", "any"]
+#: ``file`` is a ``format: binary`` string: a file part of a multipart form (``FormFile``).
+PrimKind = Literal["str", "int", "float", "bool", "any", "file"]
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -30,10 +30,18 @@ Streams whose events are told apart by the SSE `event:` name rather than by a JS
 the type of that event's `data:` (an event not in the mapping is not typed; the closing `done`
 event's `data: [DONE]` is not JSON). `events` is `None` for every other operation.
 
-A reference is `None` when that body is not JSON: multipart requests (file uploads, audio,
-images, videos), binary and text responses (audio, file and video content, zip archives, SRT,
-VTT and plain-text transcripts, SDP), or a bare JSON string. Types are references, not
-strings: a `Struct` class or a union alias, ready for `msgspec.json.Decoder(...)`."""
+Operations that take a `multipart/form-data` request body (file uploads, upload parts, audio,
+images, videos, skills, container files, realtime calls) have `form` set to the struct of that
+form: one field per form field, typed as the spec types it, with each file part (a `format:
+binary` property) typed `FormFile` (file name, content type, size and SHA-256 of the part, from
+`_forms`). It is meant for `msgspec.convert(fields, form, strict=False)` over the parsed parts,
+not for JSON. An operation that also accepts JSON keeps that body's type in `request`; `form`
+is `None` for every operation without a multipart body.
+
+A reference is `None` when that body is not JSON (or, for `form`, not multipart): binary and
+text responses (audio, file and video content, zip archives, SRT, VTT and plain-text
+transcripts, SDP), or a bare JSON string. Types are references, not strings: a `Struct` class
+or a union alias, ready for `msgspec.json.Decoder(...)`."""
 
 ROUTE_CLASS = """\
 class Route(NamedTuple):
@@ -44,7 +52,8 @@ class Route(NamedTuple):
     response: Any
     stream: Any
     error: Any
-    events: Mapping[str, Any] | None"""
+    events: Mapping[str, Any] | None
+    form: Any = None"""
 
 
 def events_constant(schema: str) -> str:
@@ -96,6 +105,7 @@ def render_routes(spec: Spec, plan: Plan, header: Header) -> tuple[str, int]:
             ref(stream),
             ref(DEFAULT_ERROR_SCHEMA),
             events,
+            ref(row.form),
         )
         body += call_lines(Call("Route", args), "    ", "", ",")
     body.append(")")

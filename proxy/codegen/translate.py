@@ -188,6 +188,8 @@ class Translator:
             return RawJson(f"allOf over a union ({_component(leaf.pointer)})")
         if kind is Kind.ANY:
             return Prim("any")
+        if kind is Kind.STR and _is_binary(node):
+            return Prim("file")
         return Prim(_prim_name(kind))
 
     def _union(self, alts: Alternatives, where: str) -> Typed:
@@ -200,6 +202,8 @@ class Translator:
         if Kind.UNSUPPORTED in by_kind:
             return Typed(RawJson(f"allOf over a union ({_component(where)})"))
         members: list[TypeExpr] = [Prim(_prim_name(k)) for k in _PRIM_ORDER if k in by_kind]
+        if by_kind.get(Kind.STR) and all(_is_binary(leaf.node) for leaf in by_kind[Kind.STR]):
+            members[0] = Prim("file")  # only file parts among the string alternatives
         arrays = by_kind.get(Kind.ARRAY, [])
         if arrays:
             members.append(self._merged_arrays(arrays, where))
@@ -207,6 +211,9 @@ class Translator:
         maps = by_kind.get(Kind.MAP, [])
         freeform = by_kind.get(Kind.FREEFORM, [])
         object_like = len(structs) + len(maps) + len(freeform)
+        if object_like and Prim("file") in members:
+            # FormFile is a struct too: msgspec cannot tell it from another object.
+            return Typed(Prim("any"))
         if object_like:
             if freeform and object_like > len(freeform):
                 return Typed(
@@ -322,6 +329,11 @@ class Translator:
                 typed = Typed(typed.expr, nullable)
             fields.append(FieldDef(name, typed))
         return StructDef(key, base_name(self._spec, key.pointer), tuple(fields))
+
+
+def _is_binary(node: Node) -> bool:
+    """A ``format: binary`` string: the file part of a multipart form."""
+    return node.get("format") == "binary"
 
 
 def _prim_name(kind: Kind) -> PrimKind:

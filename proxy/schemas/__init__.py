@@ -6,8 +6,8 @@ One module per API group (`admin`, `assistants`, `audio`, `batches`, `chat`, `ch
 `completions`, `containers`, `content_provenance_checks`, `conversations`, `embeddings`,
 `evals`, `files`, `fine_tuning`, `images`, `models`, `moderations`, `realtime`, `responses`,
 `skills`, `threads`, `uploads`, `vector_stores`, `videos`, `errors`), `_shared` for types
-several groups use, `routes` for every operation as data and `enums` for the known values of
-enum-valued string fields.
+several groups use, `routes` for every operation as data, `enums` for the known values of
+enum-valued string fields and `_forms` for the file part of a multipart form (`FormFile`).
 
 `RAW_FALLBACKS` lists each place where a schema could not be expressed for msgspec and the value
 is kept as `msgspec.Raw`: (location, reason).
@@ -43,6 +43,7 @@ MODULES: tuple[str, ...] = (
     "_shared",
     "routes",
     "enums",
+    "_forms",
 )
 RAW_FALLBACKS: tuple[tuple[str, str], ...] = (
     (

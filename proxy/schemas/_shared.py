@@ -540,6 +540,11 @@ class FileCitationBody(
     filename: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class FileExpirationAfter(msgspec.Struct, kw_only=True, omit_defaults=True):
+    anchor: str | msgspec.UnsetType = msgspec.UNSET
+    seconds: int | msgspec.UnsetType = msgspec.UNSET
+
+
 class FilePath(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_path"):
     file_id: str | msgspec.UnsetType = msgspec.UNSET
     index: int | msgspec.UnsetType = msgspec.UNSET

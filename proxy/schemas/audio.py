@@ -3,9 +3,10 @@
 """Audio: speech, transcription and translation JSON bodies and their stream events.
 
 Entry points: `CreateSpeechRequest`, `CreateSpeechResponseStreamEvent`,
-`CreateTranscriptionResponseStreamEvent`, `UpdateVoiceConsentRequest`,
-`VoiceConsentDeletedResource`, `VoiceConsentListResource`, `VoiceConsentResource`,
-`VoiceResource`.
+`CreateTranscriptionRequest`, `CreateTranscriptionResponseStreamEvent`,
+`CreateTranslationRequest`, `CreateVoiceConsentRequest`, `CreateVoiceRequest`,
+`UpdateVoiceConsentRequest`, `VoiceConsentDeletedResource`, `VoiceConsentListResource`,
+`VoiceConsentResource`, `VoiceResource`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -21,6 +22,7 @@ from typing import TypeAlias
 
 import msgspec
 
+from ._forms import FormFile
 from ._shared import VoiceIdsOrCustomVoice
 
 
@@ -32,6 +34,43 @@ class CreateSpeechRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     response_format: str | msgspec.UnsetType | None = msgspec.UNSET
     speed: float | msgspec.UnsetType | None = msgspec.UNSET
     stream_format: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateTranscriptionRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    file: FormFile | msgspec.UnsetType = msgspec.UNSET
+    model: str | msgspec.UnsetType = msgspec.UNSET
+    language: str | msgspec.UnsetType | None = msgspec.UNSET
+    languages: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    keywords: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+    response_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    temperature: float | msgspec.UnsetType | None = msgspec.UNSET
+    include: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    timestamp_granularities: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    stream: bool | msgspec.UnsetType | None = msgspec.UNSET
+    chunking_strategy: str | VadConfig | msgspec.UnsetType | None = msgspec.UNSET
+    known_speaker_names: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    known_speaker_references: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateTranslationRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    file: FormFile | msgspec.UnsetType = msgspec.UNSET
+    model: str | msgspec.UnsetType = msgspec.UNSET
+    prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+    response_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    temperature: float | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateVoiceConsentRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    recording: FormFile | msgspec.UnsetType = msgspec.UNSET
+    language: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CreateVoiceRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    audio_sample: FormFile | msgspec.UnsetType = msgspec.UNSET
+    consent: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class SpeechAudioDeltaEvent(
@@ -116,6 +155,13 @@ class TranscriptionLanguage(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class UpdateVoiceConsentRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class VadConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    prefix_padding_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    silence_duration_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    threshold: float | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class VoiceConsentDeletedResource(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ._forms import FormFile
 from ._shared import (
     ContainerNetworkPolicyAllowlistParam,
     ContainerNetworkPolicyDisabledParam,
@@ -94,4 +95,4 @@ class CreateContainerBodyExpiresAfter(msgspec.Struct, kw_only=True, omit_default
 
 class CreateContainerFileBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     file_id: str | msgspec.UnsetType | None = msgspec.UNSET
-    file: str | msgspec.UnsetType | None = msgspec.UNSET
+    file: FormFile | msgspec.UnsetType | None = msgspec.UNSET

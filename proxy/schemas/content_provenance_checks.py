@@ -2,7 +2,7 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Content provenance checks.
 
-Entry points: `ProvenanceResource`.
+Entry points: `CreateContentProvenanceBody`, `ProvenanceResource`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import msgspec
 
+from ._forms import FormFile
+
 
 class C2PAProvenanceResult(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="c2pa"
@@ -25,6 +27,10 @@ class C2PAProvenanceResult(
     issuer: str | msgspec.UnsetType | None = msgspec.UNSET
     model: str | msgspec.UnsetType | None = msgspec.UNSET
     generated_at: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateContentProvenanceBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    file: FormFile | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProvenanceResource(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,7 +2,7 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Files: list, retrieve and delete file objects.
 
-Entry points: `DeleteFileResponse`, `ListFilesResponse`, `OpenAIFile`.
+Entry points: `CreateFileRequest`, `DeleteFileResponse`, `ListFilesResponse`, `OpenAIFile`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -15,6 +15,15 @@ because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 from __future__ import annotations
 
 import msgspec
+
+from ._forms import FormFile
+from ._shared import FileExpirationAfter
+
+
+class CreateFileRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    file: FormFile | msgspec.UnsetType = msgspec.UNSET
+    purpose: str | msgspec.UnsetType = msgspec.UNSET
+    expires_after: FileExpirationAfter | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class DeleteFileResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

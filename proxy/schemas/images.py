@@ -2,8 +2,8 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Images: generation and edit responses and image stream events.
 
-Entry points: `CreateImageRequest`, `EditImageBodyJsonParam`, `ImageEditStreamEvent`,
-`ImageGenStreamEvent`, `ImagesResponse`.
+Entry points: `CreateImageEditRequest`, `CreateImageRequest`, `CreateImageVariationRequest`,
+`EditImageBodyJsonParam`, `ImageEditStreamEvent`, `ImageGenStreamEvent`, `ImagesResponse`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -18,6 +18,26 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import msgspec
+
+from ._forms import FormFile
+
+
+class CreateImageEditRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    image: FormFile | list[FormFile] | msgspec.UnsetType = msgspec.UNSET
+    prompt: str | msgspec.UnsetType = msgspec.UNSET
+    mask: FormFile | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    n: int | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    response_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_compression: int | msgspec.UnsetType | None = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_fidelity: str | msgspec.UnsetType | None = msgspec.UNSET
+    stream: bool | msgspec.UnsetType | None = msgspec.UNSET
+    partial_images: int | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateImageRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -34,6 +54,15 @@ class CreateImageRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     moderation: str | msgspec.UnsetType | None = msgspec.UNSET
     background: str | msgspec.UnsetType | None = msgspec.UNSET
     style: str | msgspec.UnsetType | None = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateImageVariationRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    image: FormFile | msgspec.UnsetType = msgspec.UNSET
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    n: int | msgspec.UnsetType | None = msgspec.UNSET
+    response_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
     user: str | msgspec.UnsetType | None = msgspec.UNSET
 
 

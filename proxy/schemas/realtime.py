@@ -2,12 +2,12 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Realtime: client secrets, sessions, transcription sessions and calls.
 
-Entry points: `RealtimeCallReferRequest`, `RealtimeCallRejectRequest`,
-`RealtimeCreateClientSecretRequest`, `RealtimeCreateClientSecretResponse`,
-`RealtimeSessionCreateRequest`, `RealtimeSessionCreateRequestGA`,
-`RealtimeSessionCreateResponse`, `RealtimeTranscriptionSessionCreateRequest`,
-`RealtimeTranscriptionSessionCreateResponse`, `RealtimeTranslationClientSecretCreateRequest`,
-`RealtimeTranslationClientSecretCreateResponse`.
+Entry points: `RealtimeCallCreateRequest`, `RealtimeCallReferRequest`,
+`RealtimeCallRejectRequest`, `RealtimeCreateClientSecretRequest`,
+`RealtimeCreateClientSecretResponse`, `RealtimeSessionCreateRequest`,
+`RealtimeSessionCreateRequestGA`, `RealtimeSessionCreateResponse`,
+`RealtimeTranscriptionSessionCreateRequest`, `RealtimeTranscriptionSessionCreateResponse`,
+`RealtimeTranslationClientSecretCreateRequest`, `RealtimeTranslationClientSecretCreateResponse`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -40,6 +40,11 @@ class AudioTranscriptionResponse(msgspec.Struct, kw_only=True, omit_defaults=Tru
     language: str | msgspec.UnsetType | None = msgspec.UNSET
     languages: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RealtimeCallCreateRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    sdp: str | msgspec.UnsetType = msgspec.UNSET
+    session: RealtimeSessionCreateRequestGA | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RealtimeCallReferRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -14,10 +14,18 @@ Streams whose events are told apart by the SSE `event:` name rather than by a JS
 the type of that event's `data:` (an event not in the mapping is not typed; the closing `done`
 event's `data: [DONE]` is not JSON). `events` is `None` for every other operation.
 
-A reference is `None` when that body is not JSON: multipart requests (file uploads, audio,
-images, videos), binary and text responses (audio, file and video content, zip archives, SRT,
-VTT and plain-text transcripts, SDP), or a bare JSON string. Types are references, not strings:
-a `Struct` class or a union alias, ready for `msgspec.json.Decoder(...)`.
+Operations that take a `multipart/form-data` request body (file uploads, upload parts, audio,
+images, videos, skills, container files, realtime calls) have `form` set to the struct of that
+form: one field per form field, typed as the spec types it, with each file part (a `format:
+binary` property) typed `FormFile` (file name, content type, size and SHA-256 of the part, from
+`_forms`). It is meant for `msgspec.convert(fields, form, strict=False)` over the parsed parts,
+not for JSON. An operation that also accepts JSON keeps that body's type in `request`; `form` is
+`None` for every operation without a multipart body.
+
+A reference is `None` when that body is not JSON (or, for `form`, not multipart): binary and
+text responses (audio, file and video content, zip archives, SRT, VTT and plain-text
+transcripts, SDP), or a bare JSON string. Types are references, not strings: a `Struct` class or
+a union alias, ready for `msgspec.json.Decoder(...)`.
 """
 
 from collections.abc import Mapping
@@ -133,7 +141,11 @@ from .assistants import (
 from .audio import (
     CreateSpeechRequest,
     CreateSpeechResponseStreamEvent,
+    CreateTranscriptionRequest,
     CreateTranscriptionResponseStreamEvent,
+    CreateTranslationRequest,
+    CreateVoiceConsentRequest,
+    CreateVoiceRequest,
     UpdateVoiceConsentRequest,
     VoiceConsentDeletedResource,
     VoiceConsentListResource,
@@ -167,7 +179,7 @@ from .containers import (
     CreateContainerBody,
     CreateContainerFileBody,
 )
-from .content_provenance_checks import ProvenanceResource
+from .content_provenance_checks import CreateContentProvenanceBody, ProvenanceResource
 from .conversations import (
     ConversationItem,
     ConversationItemList,
@@ -192,7 +204,7 @@ from .evals import (
     EvalRunOutputItemList,
     UpdateEvalRequest,
 )
-from .files import DeleteFileResponse, ListFilesResponse, OpenAIFile
+from .files import CreateFileRequest, DeleteFileResponse, ListFilesResponse, OpenAIFile
 from .fine_tuning import (
     CreateFineTuningCheckpointPermissionRequest,
     CreateFineTuningJobRequest,
@@ -208,7 +220,9 @@ from .fine_tuning import (
     ValidateGraderResponse,
 )
 from .images import (
+    CreateImageEditRequest,
     CreateImageRequest,
+    CreateImageVariationRequest,
     EditImageBodyJsonParam,
     ImageEditStreamEvent,
     ImageGenStreamEvent,
@@ -217,6 +231,7 @@ from .images import (
 from .models import DeleteModelResponse, ListModelsResponse, Model
 from .moderations import CreateModerationRequest, CreateModerationResponse
 from .realtime import (
+    RealtimeCallCreateRequest,
     RealtimeCallReferRequest,
     RealtimeCallRejectRequest,
     RealtimeCreateClientSecretRequest,
@@ -279,7 +294,13 @@ from .threads import (
     SubmitToolOutputsRunRequest,
     ThreadObject,
 )
-from .uploads import CompleteUploadRequest, CreateUploadRequest, Upload, UploadPart
+from .uploads import (
+    AddUploadPartRequest,
+    CompleteUploadRequest,
+    CreateUploadRequest,
+    Upload,
+    UploadPart,
+)
 from .vector_stores import (
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
@@ -297,9 +318,13 @@ from .vector_stores import (
     VectorStoreSearchResultsPage,
 )
 from .videos import (
+    CreateVideoCharacterBody,
     CreateVideoEditJsonBody,
+    CreateVideoEditMultipartBody,
     CreateVideoExtendJsonBody,
+    CreateVideoExtendMultipartBody,
     CreateVideoJsonBody,
+    CreateVideoMultipartBody,
     CreateVideoRemixBody,
     DeletedVideoResource,
     VideoCharacterResource,
@@ -317,6 +342,7 @@ class Route(NamedTuple):
     stream: Any
     error: Any
     events: Mapping[str, Any] | None
+    form: Any = None
 
 
 ASSISTANT_STREAM_EVENT: Mapping[str, Any] = {
@@ -357,6 +383,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -366,6 +393,7 @@ ROUTES: tuple[Route, ...] = (
         AssistantObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -377,6 +405,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -386,6 +415,7 @@ ROUTES: tuple[Route, ...] = (
         AssistantObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -397,6 +427,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -406,6 +437,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         CreateSpeechResponseStreamEvent,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -417,9 +449,18 @@ ROUTES: tuple[Route, ...] = (
         CreateTranscriptionResponseStreamEvent,
         ErrorResponse,
         None,
+        CreateTranscriptionRequest,
     ),
     Route(
-        "POST", "/audio/translations", "createTranslation", None, None, None, ErrorResponse, None
+        "POST",
+        "/audio/translations",
+        "createTranslation",
+        None,
+        None,
+        None,
+        ErrorResponse,
+        None,
+        CreateTranslationRequest,
     ),
     Route(
         "GET",
@@ -429,6 +470,7 @@ ROUTES: tuple[Route, ...] = (
         VoiceConsentListResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -440,6 +482,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateVoiceConsentRequest,
     ),
     Route(
         "GET",
@@ -449,6 +492,7 @@ ROUTES: tuple[Route, ...] = (
         VoiceConsentResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -460,6 +504,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -470,13 +515,46 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("POST", "/audio/voices", "createVoice", None, VoiceResource, None, ErrorResponse, None),
-    Route("GET", "/batches", "listBatches", None, ListBatchesResponse, None, ErrorResponse, None),
-    Route("POST", "/batches", "createBatch", CreateBatchRequest, Batch, None, ErrorResponse, None),
-    Route("GET", "/batches/{batch_id}", "retrieveBatch", None, Batch, None, ErrorResponse, None),
     Route(
-        "POST", "/batches/{batch_id}/cancel", "cancelBatch", None, Batch, None, ErrorResponse, None
+        "POST",
+        "/audio/voices",
+        "createVoice",
+        None,
+        VoiceResource,
+        None,
+        ErrorResponse,
+        None,
+        CreateVoiceRequest,
+    ),
+    Route(
+        "GET", "/batches", "listBatches", None, ListBatchesResponse, None, ErrorResponse, None, None
+    ),
+    Route(
+        "POST",
+        "/batches",
+        "createBatch",
+        CreateBatchRequest,
+        Batch,
+        None,
+        ErrorResponse,
+        None,
+        None,
+    ),
+    Route(
+        "GET", "/batches/{batch_id}", "retrieveBatch", None, Batch, None, ErrorResponse, None, None
+    ),
+    Route(
+        "POST",
+        "/batches/{batch_id}/cancel",
+        "cancelBatch",
+        None,
+        Batch,
+        None,
+        ErrorResponse,
+        None,
+        None,
     ),
     Route(
         "GET",
@@ -486,6 +564,7 @@ ROUTES: tuple[Route, ...] = (
         ChatCompletionList,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -497,6 +576,7 @@ ROUTES: tuple[Route, ...] = (
         CreateChatCompletionStreamResponse,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -506,6 +586,7 @@ ROUTES: tuple[Route, ...] = (
         CreateChatCompletionResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -517,6 +598,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -526,6 +608,7 @@ ROUTES: tuple[Route, ...] = (
         ChatCompletionDeleted,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -537,6 +620,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -546,6 +630,7 @@ ROUTES: tuple[Route, ...] = (
         ChatSessionResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -557,6 +642,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -566,6 +652,7 @@ ROUTES: tuple[Route, ...] = (
         ThreadListResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -577,6 +664,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -586,6 +674,7 @@ ROUTES: tuple[Route, ...] = (
         DeletedThreadResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -597,6 +686,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -606,6 +696,7 @@ ROUTES: tuple[Route, ...] = (
         CreateCompletionResponse,
         CreateCompletionResponse,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -617,6 +708,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -626,6 +718,7 @@ ROUTES: tuple[Route, ...] = (
         ContainerResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -637,6 +730,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -646,6 +740,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -657,6 +752,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -667,6 +763,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateContainerFileBody,
     ),
     Route(
         "GET",
@@ -676,6 +773,7 @@ ROUTES: tuple[Route, ...] = (
         ContainerFileResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -687,6 +785,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -696,6 +795,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -707,6 +807,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateContentProvenanceBody,
     ),
     Route(
         "POST",
@@ -716,6 +817,7 @@ ROUTES: tuple[Route, ...] = (
         ConversationResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -727,6 +829,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -736,6 +839,7 @@ ROUTES: tuple[Route, ...] = (
         ConversationResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -747,6 +851,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -756,6 +861,7 @@ ROUTES: tuple[Route, ...] = (
         ConversationItemList,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -767,6 +873,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -776,6 +883,7 @@ ROUTES: tuple[Route, ...] = (
         ConversationItem,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -787,6 +895,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -797,12 +906,21 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("GET", "/evals", "listEvals", None, EvalList, None, ErrorResponse, None),
-    Route("POST", "/evals", "createEval", CreateEvalRequest, Eval, None, ErrorResponse, None),
-    Route("GET", "/evals/{eval_id}", "getEval", None, Eval, None, ErrorResponse, None),
+    Route("GET", "/evals", "listEvals", None, EvalList, None, ErrorResponse, None, None),
+    Route("POST", "/evals", "createEval", CreateEvalRequest, Eval, None, ErrorResponse, None, None),
+    Route("GET", "/evals/{eval_id}", "getEval", None, Eval, None, ErrorResponse, None, None),
     Route(
-        "POST", "/evals/{eval_id}", "updateEval", UpdateEvalRequest, Eval, None, ErrorResponse, None
+        "POST",
+        "/evals/{eval_id}",
+        "updateEval",
+        UpdateEvalRequest,
+        Eval,
+        None,
+        ErrorResponse,
+        None,
+        None,
     ),
     Route(
         "DELETE",
@@ -813,9 +931,18 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
-        "GET", "/evals/{eval_id}/runs", "getEvalRuns", None, EvalRunList, None, ErrorResponse, None
+        "GET",
+        "/evals/{eval_id}/runs",
+        "getEvalRuns",
+        None,
+        EvalRunList,
+        None,
+        ErrorResponse,
+        None,
+        None,
     ),
     Route(
         "POST",
@@ -825,6 +952,7 @@ ROUTES: tuple[Route, ...] = (
         EvalRun,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -836,6 +964,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -845,6 +974,7 @@ ROUTES: tuple[Route, ...] = (
         EvalRun,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -856,6 +986,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -865,6 +996,7 @@ ROUTES: tuple[Route, ...] = (
         EvalRunOutputItemList,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -876,10 +1008,23 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("GET", "/files", "listFiles", None, ListFilesResponse, None, ErrorResponse, None),
-    Route("POST", "/files", "createFile", None, OpenAIFile, None, ErrorResponse, None),
-    Route("GET", "/files/{file_id}", "retrieveFile", None, OpenAIFile, None, ErrorResponse, None),
+    Route("GET", "/files", "listFiles", None, ListFilesResponse, None, ErrorResponse, None, None),
+    Route(
+        "POST",
+        "/files",
+        "createFile",
+        None,
+        OpenAIFile,
+        None,
+        ErrorResponse,
+        None,
+        CreateFileRequest,
+    ),
+    Route(
+        "GET", "/files/{file_id}", "retrieveFile", None, OpenAIFile, None, ErrorResponse, None, None
+    ),
     Route(
         "DELETE",
         "/files/{file_id}",
@@ -889,8 +1034,19 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("GET", "/files/{file_id}/content", "downloadFile", None, None, None, ErrorResponse, None),
+    Route(
+        "GET",
+        "/files/{file_id}/content",
+        "downloadFile",
+        None,
+        None,
+        None,
+        ErrorResponse,
+        None,
+        None,
+    ),
     Route(
         "POST",
         "/fine_tuning/alpha/graders/run",
@@ -899,6 +1055,7 @@ ROUTES: tuple[Route, ...] = (
         RunGraderResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -910,6 +1067,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -919,6 +1077,7 @@ ROUTES: tuple[Route, ...] = (
         ListFineTuningCheckpointPermissionResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -930,6 +1089,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -939,6 +1099,7 @@ ROUTES: tuple[Route, ...] = (
         DeleteFineTuningCheckpointPermissionResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -950,6 +1111,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -959,6 +1121,7 @@ ROUTES: tuple[Route, ...] = (
         FineTuningJob,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -970,6 +1133,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -979,6 +1143,7 @@ ROUTES: tuple[Route, ...] = (
         FineTuningJob,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -990,6 +1155,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -999,6 +1165,7 @@ ROUTES: tuple[Route, ...] = (
         ListFineTuningJobEventsResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1010,6 +1177,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1019,6 +1187,7 @@ ROUTES: tuple[Route, ...] = (
         FineTuningJob,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1030,6 +1199,7 @@ ROUTES: tuple[Route, ...] = (
         ImageEditStreamEvent,
         ErrorResponse,
         None,
+        CreateImageEditRequest,
     ),
     Route(
         "POST",
@@ -1039,6 +1209,7 @@ ROUTES: tuple[Route, ...] = (
         ImagesResponse,
         ImageGenStreamEvent,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1050,9 +1221,12 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateImageVariationRequest,
     ),
-    Route("GET", "/models", "listModels", None, ListModelsResponse, None, ErrorResponse, None),
-    Route("GET", "/models/{model}", "retrieveModel", None, Model, None, ErrorResponse, None),
+    Route(
+        "GET", "/models", "listModels", None, ListModelsResponse, None, ErrorResponse, None, None
+    ),
+    Route("GET", "/models/{model}", "retrieveModel", None, Model, None, ErrorResponse, None, None),
     Route(
         "DELETE",
         "/models/{model}",
@@ -1061,6 +1235,7 @@ ROUTES: tuple[Route, ...] = (
         DeleteModelResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1072,6 +1247,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1081,6 +1257,7 @@ ROUTES: tuple[Route, ...] = (
         ApiKeyList,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1092,6 +1269,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1101,6 +1279,7 @@ ROUTES: tuple[Route, ...] = (
         AdminApiKey,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1112,6 +1291,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1121,6 +1301,7 @@ ROUTES: tuple[Route, ...] = (
         ListAuditLogsResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1132,6 +1313,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1141,6 +1323,7 @@ ROUTES: tuple[Route, ...] = (
         Certificate,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1152,6 +1335,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1161,6 +1345,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationCertificateDeactivationResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1172,6 +1357,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1181,6 +1367,7 @@ ROUTES: tuple[Route, ...] = (
         Certificate,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1192,9 +1379,18 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
-        "GET", "/organization/costs", "usage-costs", None, UsageResponse, None, ErrorResponse, None
+        "GET",
+        "/organization/costs",
+        "usage-costs",
+        None,
+        UsageResponse,
+        None,
+        ErrorResponse,
+        None,
+        None,
     ),
     Route(
         "GET",
@@ -1204,6 +1400,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationDataRetention,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1215,6 +1412,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1224,6 +1422,7 @@ ROUTES: tuple[Route, ...] = (
         GroupListResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1235,6 +1434,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1244,6 +1444,7 @@ ROUTES: tuple[Route, ...] = (
         GroupResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1255,6 +1456,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1264,6 +1466,7 @@ ROUTES: tuple[Route, ...] = (
         GroupDeletedResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1275,6 +1478,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1284,6 +1488,7 @@ ROUTES: tuple[Route, ...] = (
         GroupRoleAssignment,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1295,6 +1500,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1304,6 +1510,7 @@ ROUTES: tuple[Route, ...] = (
         DeletedRoleAssignmentResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1315,6 +1522,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1324,6 +1532,7 @@ ROUTES: tuple[Route, ...] = (
         GroupUserAssignment,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1335,6 +1544,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1344,6 +1554,7 @@ ROUTES: tuple[Route, ...] = (
         GroupUserDeletedResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1355,6 +1566,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1364,6 +1576,7 @@ ROUTES: tuple[Route, ...] = (
         Invite,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1375,6 +1588,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1384,6 +1598,7 @@ ROUTES: tuple[Route, ...] = (
         InviteDeleteResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1395,6 +1610,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1404,6 +1620,7 @@ ROUTES: tuple[Route, ...] = (
         Project,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1415,6 +1632,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1424,6 +1642,7 @@ ROUTES: tuple[Route, ...] = (
         Project,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1435,6 +1654,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1444,6 +1664,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectApiKey,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1455,6 +1676,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1464,6 +1686,7 @@ ROUTES: tuple[Route, ...] = (
         Project,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1475,6 +1698,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1484,6 +1708,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationProjectCertificateActivationResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1495,6 +1720,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1504,6 +1730,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectDataRetention,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1515,6 +1742,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1524,6 +1752,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectGroupListResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1535,6 +1764,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1544,6 +1774,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectGroup,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1555,6 +1786,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1564,6 +1796,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectHostedToolPermissions,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1575,6 +1808,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1584,6 +1818,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectModelPermissions,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1595,6 +1830,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1604,6 +1840,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectModelPermissionsDeleteResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1615,6 +1852,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1624,6 +1862,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectRateLimit,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1635,6 +1874,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1644,6 +1884,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectServiceAccountCreateResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1655,6 +1896,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1664,6 +1906,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectServiceAccount,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1675,6 +1918,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1684,6 +1928,7 @@ ROUTES: tuple[Route, ...] = (
         ServiceAccountApiKeyBody,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1695,6 +1940,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1704,6 +1950,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectSpendAlert,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1715,6 +1962,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1724,6 +1972,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectSpendAlert,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1735,6 +1984,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1744,6 +1994,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectSpendLimitResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1755,6 +2006,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1764,6 +2016,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectSpendLimitDeletedResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1775,6 +2028,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1784,6 +2038,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectUser,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1795,6 +2050,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1804,6 +2060,7 @@ ROUTES: tuple[Route, ...] = (
         ProjectUser,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1815,6 +2072,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1824,6 +2082,7 @@ ROUTES: tuple[Route, ...] = (
         PublicRoleListResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1835,6 +2094,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1844,6 +2104,7 @@ ROUTES: tuple[Route, ...] = (
         Role,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1855,6 +2116,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1864,6 +2126,7 @@ ROUTES: tuple[Route, ...] = (
         RoleDeletedResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1875,6 +2138,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1884,6 +2148,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationSpendAlert,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1895,6 +2160,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -1904,6 +2170,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationSpendAlert,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1915,6 +2182,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1924,6 +2192,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationSpendLimitResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1935,6 +2204,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -1944,6 +2214,7 @@ ROUTES: tuple[Route, ...] = (
         OrganizationSpendLimitDeletedResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1955,6 +2226,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1964,6 +2236,7 @@ ROUTES: tuple[Route, ...] = (
         UsageResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1975,6 +2248,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -1984,6 +2258,7 @@ ROUTES: tuple[Route, ...] = (
         UsageResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -1995,6 +2270,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2004,6 +2280,7 @@ ROUTES: tuple[Route, ...] = (
         UsageResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2015,6 +2292,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2024,6 +2302,7 @@ ROUTES: tuple[Route, ...] = (
         UsageResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2035,6 +2314,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2044,6 +2324,7 @@ ROUTES: tuple[Route, ...] = (
         UsageResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2055,6 +2336,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2064,6 +2346,7 @@ ROUTES: tuple[Route, ...] = (
         User,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2075,6 +2358,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2084,6 +2368,7 @@ ROUTES: tuple[Route, ...] = (
         UserDeleteResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2095,6 +2380,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2104,6 +2390,7 @@ ROUTES: tuple[Route, ...] = (
         UserRoleAssignment,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2115,6 +2402,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2124,6 +2412,7 @@ ROUTES: tuple[Route, ...] = (
         DeletedRoleAssignmentResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2135,6 +2424,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2144,6 +2434,7 @@ ROUTES: tuple[Route, ...] = (
         GroupRoleAssignment,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2155,6 +2446,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2164,6 +2456,7 @@ ROUTES: tuple[Route, ...] = (
         DeletedRoleAssignmentResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2175,6 +2468,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2184,6 +2478,7 @@ ROUTES: tuple[Route, ...] = (
         Role,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2195,6 +2490,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2204,6 +2500,7 @@ ROUTES: tuple[Route, ...] = (
         Role,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2215,6 +2512,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2224,6 +2522,7 @@ ROUTES: tuple[Route, ...] = (
         RoleListResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2235,6 +2534,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2244,6 +2544,7 @@ ROUTES: tuple[Route, ...] = (
         AssignedRoleDetails,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2255,8 +2556,19 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("POST", "/realtime/calls", "create-realtime-call", None, None, None, ErrorResponse, None),
+    Route(
+        "POST",
+        "/realtime/calls",
+        "create-realtime-call",
+        None,
+        None,
+        None,
+        ErrorResponse,
+        None,
+        RealtimeCallCreateRequest,
+    ),
     Route(
         "POST",
         "/realtime/calls/{call_id}/accept",
@@ -2265,6 +2577,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2276,6 +2589,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2285,6 +2599,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2296,6 +2611,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2305,6 +2621,7 @@ ROUTES: tuple[Route, ...] = (
         RealtimeCreateClientSecretResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2316,6 +2633,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2325,6 +2643,7 @@ ROUTES: tuple[Route, ...] = (
         RealtimeTranscriptionSessionCreateResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2336,6 +2655,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2345,6 +2665,7 @@ ROUTES: tuple[Route, ...] = (
         Response,
         ResponseStreamEvent,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2356,6 +2677,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2365,6 +2687,7 @@ ROUTES: tuple[Route, ...] = (
         BetaCompactResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2376,6 +2699,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2385,6 +2709,7 @@ ROUTES: tuple[Route, ...] = (
         BetaTokenCountsResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2396,6 +2721,7 @@ ROUTES: tuple[Route, ...] = (
         ResponseStreamEvent,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2405,6 +2731,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2416,6 +2743,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2425,6 +2753,7 @@ ROUTES: tuple[Route, ...] = (
         BetaResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2436,6 +2765,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2445,6 +2775,7 @@ ROUTES: tuple[Route, ...] = (
         BetaResponseItemList,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2456,6 +2787,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2465,6 +2797,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2476,12 +2809,31 @@ ROUTES: tuple[Route, ...] = (
         BetaResponseStreamEvent,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("GET", "/skills", "ListSkills", None, SkillListResource, None, ErrorResponse, None),
+    Route("GET", "/skills", "ListSkills", None, SkillListResource, None, ErrorResponse, None, None),
     Route(
-        "POST", "/skills", "CreateSkill", CreateSkillBody, SkillResource, None, ErrorResponse, None
+        "POST",
+        "/skills",
+        "CreateSkill",
+        CreateSkillBody,
+        SkillResource,
+        None,
+        ErrorResponse,
+        None,
+        CreateSkillBody,
     ),
-    Route("GET", "/skills/{skill_id}", "GetSkill", None, SkillResource, None, ErrorResponse, None),
+    Route(
+        "GET",
+        "/skills/{skill_id}",
+        "GetSkill",
+        None,
+        SkillResource,
+        None,
+        ErrorResponse,
+        None,
+        None,
+    ),
     Route(
         "POST",
         "/skills/{skill_id}",
@@ -2490,6 +2842,7 @@ ROUTES: tuple[Route, ...] = (
         SkillResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2501,6 +2854,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2510,6 +2864,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2521,6 +2876,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2531,6 +2887,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateSkillVersionBody,
     ),
     Route(
         "GET",
@@ -2540,6 +2897,7 @@ ROUTES: tuple[Route, ...] = (
         SkillVersionResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2551,6 +2909,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2560,6 +2919,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2571,6 +2931,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2581,9 +2942,18 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         ASSISTANT_STREAM_EVENT,
+        None,
     ),
     Route(
-        "GET", "/threads/{thread_id}", "getThread", None, ThreadObject, None, ErrorResponse, None
+        "GET",
+        "/threads/{thread_id}",
+        "getThread",
+        None,
+        ThreadObject,
+        None,
+        ErrorResponse,
+        None,
+        None,
     ),
     Route(
         "POST",
@@ -2593,6 +2963,7 @@ ROUTES: tuple[Route, ...] = (
         ThreadObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2604,6 +2975,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2613,6 +2985,7 @@ ROUTES: tuple[Route, ...] = (
         ListMessagesResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2624,6 +2997,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2633,6 +3007,7 @@ ROUTES: tuple[Route, ...] = (
         MessageObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2644,6 +3019,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2653,6 +3029,7 @@ ROUTES: tuple[Route, ...] = (
         DeleteMessageResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2664,6 +3041,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2674,6 +3052,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         ASSISTANT_STREAM_EVENT,
+        None,
     ),
     Route(
         "GET",
@@ -2683,6 +3062,7 @@ ROUTES: tuple[Route, ...] = (
         RunObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2694,6 +3074,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2703,6 +3084,7 @@ ROUTES: tuple[Route, ...] = (
         RunObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2714,6 +3096,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2723,6 +3106,7 @@ ROUTES: tuple[Route, ...] = (
         RunStepObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2734,9 +3118,18 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         ASSISTANT_STREAM_EVENT,
+        None,
     ),
     Route(
-        "POST", "/uploads", "createUpload", CreateUploadRequest, Upload, None, ErrorResponse, None
+        "POST",
+        "/uploads",
+        "createUpload",
+        CreateUploadRequest,
+        Upload,
+        None,
+        ErrorResponse,
+        None,
+        None,
     ),
     Route(
         "POST",
@@ -2746,6 +3139,7 @@ ROUTES: tuple[Route, ...] = (
         Upload,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2757,6 +3151,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2767,6 +3162,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        AddUploadPartRequest,
     ),
     Route(
         "GET",
@@ -2776,6 +3172,7 @@ ROUTES: tuple[Route, ...] = (
         ListVectorStoresResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2787,6 +3184,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2796,6 +3194,7 @@ ROUTES: tuple[Route, ...] = (
         VectorStoreObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2807,6 +3206,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "DELETE",
@@ -2816,6 +3216,7 @@ ROUTES: tuple[Route, ...] = (
         DeleteVectorStoreResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2827,6 +3228,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2836,6 +3238,7 @@ ROUTES: tuple[Route, ...] = (
         VectorStoreFileBatchObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2847,6 +3250,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2856,6 +3260,7 @@ ROUTES: tuple[Route, ...] = (
         ListVectorStoreFilesResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2867,6 +3272,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2876,6 +3282,7 @@ ROUTES: tuple[Route, ...] = (
         VectorStoreFileObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2887,6 +3294,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -2896,6 +3304,7 @@ ROUTES: tuple[Route, ...] = (
         VectorStoreFileObject,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2907,6 +3316,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "GET",
@@ -2916,6 +3326,7 @@ ROUTES: tuple[Route, ...] = (
         VectorStoreFileContentResponse,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2927,8 +3338,9 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
-    Route("GET", "/videos", "ListVideos", None, VideoListResource, None, ErrorResponse, None),
+    Route("GET", "/videos", "ListVideos", None, VideoListResource, None, ErrorResponse, None, None),
     Route(
         "POST",
         "/videos",
@@ -2938,6 +3350,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateVideoMultipartBody,
     ),
     Route(
         "POST",
@@ -2948,6 +3361,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateVideoCharacterBody,
     ),
     Route(
         "GET",
@@ -2957,6 +3371,7 @@ ROUTES: tuple[Route, ...] = (
         VideoCharacterResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2968,6 +3383,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateVideoEditMultipartBody,
     ),
     Route(
         "POST",
@@ -2978,8 +3394,19 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateVideoExtendMultipartBody,
     ),
-    Route("GET", "/videos/{video_id}", "GetVideo", None, VideoResource, None, ErrorResponse, None),
+    Route(
+        "GET",
+        "/videos/{video_id}",
+        "GetVideo",
+        None,
+        VideoResource,
+        None,
+        ErrorResponse,
+        None,
+        None,
+    ),
     Route(
         "DELETE",
         "/videos/{video_id}",
@@ -2988,6 +3415,7 @@ ROUTES: tuple[Route, ...] = (
         DeletedVideoResource,
         None,
         ErrorResponse,
+        None,
         None,
     ),
     Route(
@@ -2999,6 +3427,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        None,
     ),
     Route(
         "POST",
@@ -3009,5 +3438,6 @@ ROUTES: tuple[Route, ...] = (
         None,
         ErrorResponse,
         None,
+        CreateVideoRemixBody,
     ),
 )

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import msgspec
 
+from ._forms import FormFile
+
 
 class CreateSkillBody(msgspec.Struct, kw_only=True, omit_defaults=True):
-    files: str | list[str] | msgspec.UnsetType = msgspec.UNSET
+    files: FormFile | list[FormFile] | msgspec.UnsetType = msgspec.UNSET
 
 
 class CreateSkillVersionBody(msgspec.Struct, kw_only=True, omit_defaults=True):
-    files: str | list[str] | msgspec.UnsetType = msgspec.UNSET
+    files: FormFile | list[FormFile] | msgspec.UnsetType = msgspec.UNSET
     default: bool | msgspec.UnsetType | None = msgspec.UNSET
 
 

@@ -2,7 +2,8 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Uploads: create, complete and cancel multi-part uploads.
 
-Entry points: `CompleteUploadRequest`, `CreateUploadRequest`, `Upload`, `UploadPart`.
+Entry points: `AddUploadPartRequest`, `CompleteUploadRequest`, `CreateUploadRequest`, `Upload`,
+`UploadPart`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -16,6 +17,13 @@ from __future__ import annotations
 
 import msgspec
 
+from ._forms import FormFile
+from ._shared import FileExpirationAfter
+
+
+class AddUploadPartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    data: FormFile | msgspec.UnsetType = msgspec.UNSET
+
 
 class CompleteUploadRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     part_ids: list[str] | msgspec.UnsetType = msgspec.UNSET
@@ -28,11 +36,6 @@ class CreateUploadRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     bytes: int | msgspec.UnsetType = msgspec.UNSET
     mime_type: str | msgspec.UnsetType = msgspec.UNSET
     expires_after: FileExpirationAfter | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class FileExpirationAfter(msgspec.Struct, kw_only=True, omit_defaults=True):
-    anchor: str | msgspec.UnsetType = msgspec.UNSET
-    seconds: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class Upload(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,9 +2,10 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Videos: generation jobs, remixes and characters.
 
-Entry points: `CreateVideoEditJsonBody`, `CreateVideoExtendJsonBody`, `CreateVideoJsonBody`,
-`CreateVideoRemixBody`, `DeletedVideoResource`, `VideoCharacterResource`, `VideoListResource`,
-`VideoResource`.
+Entry points: `CreateVideoCharacterBody`, `CreateVideoEditJsonBody`,
+`CreateVideoEditMultipartBody`, `CreateVideoExtendJsonBody`, `CreateVideoExtendMultipartBody`,
+`CreateVideoJsonBody`, `CreateVideoMultipartBody`, `CreateVideoRemixBody`,
+`DeletedVideoResource`, `VideoCharacterResource`, `VideoListResource`, `VideoResource`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
@@ -16,11 +17,25 @@ because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+
+from ._forms import FormFile
+
+
+class CreateVideoCharacterBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    video: FormFile | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class CreateVideoEditJsonBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     video: VideoReferenceInputParam | msgspec.UnsetType = msgspec.UNSET
+    prompt: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class CreateVideoEditMultipartBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    video: Any | msgspec.UnsetType = msgspec.UNSET
     prompt: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -30,10 +45,24 @@ class CreateVideoExtendJsonBody(msgspec.Struct, kw_only=True, omit_defaults=True
     seconds: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class CreateVideoExtendMultipartBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    video: Any | msgspec.UnsetType = msgspec.UNSET
+    prompt: str | msgspec.UnsetType = msgspec.UNSET
+    seconds: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class CreateVideoJsonBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
     prompt: str | msgspec.UnsetType = msgspec.UNSET
     input_reference: ImageRefParam2 | msgspec.UnsetType | None = msgspec.UNSET
+    seconds: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateVideoMultipartBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt: str | msgspec.UnsetType = msgspec.UNSET
+    input_reference: Any | msgspec.UnsetType = msgspec.UNSET
     seconds: str | msgspec.UnsetType | None = msgspec.UNSET
     size: str | msgspec.UnsetType | None = msgspec.UNSET
 
