@@ -192,10 +192,12 @@ class ProxyHandler:
                     response = await serve_recording(
                         request, recorded, headers, self._scale, arrived
                     )
+                cassette.stats.replayed += 1
                 self._log_replay(recorded, arrived, credential_of(request.headers))
                 return response
             if cassette.mode == "replay":
                 message = explain_miss(cassette, canonical, take)
+                cassette.stats.misses.append(message)
                 app[LOG].warning("replay miss", method=request.method, path=path, detail=message)
                 return error_response(
                     self._miss_status, message, "cassette_miss", "cassette_miss", retry=False

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 from multidict import CIMultiDict
 
 from proxy.config import Config, Mode
@@ -17,6 +18,14 @@ from proxy.logs import Logger
 from proxy.matching import Canonical, MatchRules
 from proxy.recordings import RecordingIndex
 from proxy.store import CassetteStore, StoreError
+
+
+class SessionStats(msgspec.Struct):
+    """What this cassette did since it was opened: for summaries (`run`, the pytest plugin)."""
+
+    replayed: int = 0
+    recorded: int = 0
+    misses: list[str] = msgspec.field(default_factory=list)
 
 
 class Cassette:
@@ -35,6 +44,7 @@ class Cassette:
         self.rules = rules
         self.index = index
         self.exchange_count = stored
+        self.stats = SessionStats()
         self._view = view
         self._log = log
         self._canonical_cache: dict[int, Canonical] = {}
@@ -93,6 +103,7 @@ class Cassette:
             else:
                 exchange.content_encoding = None
         self.exchange_count += 1
+        self.stats.recorded += 1
         self.store.submit(exchange)
         if self.mode == "auto":
             self.index.add(exchange, exchange.match_key, consumed=True)
