@@ -84,6 +84,13 @@ class NamedCassettes:
             self._modes[name] = mode
         return await self.get(name)
 
+    async def release(self, name: str) -> None:
+        """Close one cassette (flushing its writes); the next request reopens it in its mode."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            current = self._open.pop(name, None)
+            if current is not None:
+                await current.close()
+
     def summary(self) -> list[dict[str, object]]:
         return [
             {"name": name, "mode": c.mode, "path": str(c.path), "exchanges": c.exchange_count}

@@ -49,6 +49,12 @@ class RecordingIndex:
     def is_used_up(self, key: str) -> bool:
         return self._served.get(key, 0) >= len(self._by_key.get(key, ()))
 
+    def unused(self) -> int:
+        """How many recordings were never served (the pytest plugin's `--cassette-strict`)."""
+        return sum(
+            max(0, len(queue) - self._served.get(key, 0)) for key, queue in self._by_key.items()
+        )
+
     def __iter__(self) -> Iterator[Exchange]:
         for queue in self._by_key.values():
             yield from queue

@@ -1,0 +1,332 @@
+"""pytest plugin: each test gets its own named cassette behind one in-process proxy per session.
+
+Mark a test with `@pytest.mark.cassette` (optionally `@pytest.mark.cassette("name")`) or ask for the
+`cassette` fixture: for the test's duration `OPENAI_BASE_URL` points at
+`http://127.0.0.1:<port>/_c/<name>/v1`, served from `<cassette dir>/<name>.db` (default
+`cassettes/<test module path>/<test name>.db` under the rootdir). One proxy per session (per xdist
+worker) runs on a background thread with its own event loop, so sync and async clients both work.
+
+`--cassette-mode=replay|record|auto|rewrite` (default replay). A replay miss fails the test with the
+proxy's explanation (nearest recording, differing JSON path); recordings a test did not use are
+listed in the terminal summary, and fail the test under `--cassette-strict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Coroutine, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from proxy.config import ConfigError, Mode, load_config
+from proxy.logs import make_logger
+from proxy.named import BadCassetteName, NamedCassettes
+from proxy.server import RunningProxy, start_proxy
+from proxy.store import StoreError
+
+T = TypeVar("T")
+
+MODES = ("replay", "record", "auto", "rewrite")
+PLACEHOLDER_KEY = "sk-cassette-proxy-replay-placeholder"
+_UNUSED_PROPERTY = "cassette_proxy_unused"
+_STATE = pytest.StashKey["_PluginState"]()
+_USE = pytest.StashKey["Cassette"]()
+_TIMEOUT = 60.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cassette-proxy", "record/replay OpenAI traffic with cassette-proxy")
+    group.addoption(
+        "--cassette-mode",
+        choices=MODES,
+        default=None,
+        help="replay (default: never reaches the network), record (append), auto (replay hits, "
+        "record misses) or rewrite (drop each test's recordings and record afresh)",
+    )
+    group.addoption(
+        "--cassette-dir",
+        default=None,
+        help="directory of the tests' cassettes, relative to the rootdir (default: cassettes)",
+    )
+    group.addoption(
+        "--cassette-upstream",
+        default=None,
+        help="upstream URL when recording (default: the proxy's configuration)",
+    )
+    group.addoption(
+        "--cassette-strict",
+        action="store_true",
+        default=None,
+        help="fail a test that leaves recordings of its cassette unused",
+    )
+    parser.addini("cassette_dir", "cassette-proxy: directory of the tests' cassettes", default="")
+    parser.addini("cassette_mode", "cassette-proxy: default --cassette-mode", default="")
+    parser.addini(
+        "cassette_strict", "cassette-proxy: fail tests leaving recordings unused", type="bool"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "cassette(name=None): give the test its own cassette-proxy cassette "
+        "(OPENAI_BASE_URL points at it); `name` overrides the default <module>/<test> name",
+    )
+    mode = config.getoption("cassette_mode") or config.getini("cassette_mode") or "replay"
+    if mode not in MODES:
+        raise pytest.UsageError(f"cassette_mode must be one of {', '.join(MODES)}, not {mode!r}")
+    directory = config.getoption("cassette_dir") or config.getini("cassette_dir") or "cassettes"
+    strict = config.getoption("cassette_strict")
+    if strict is None:
+        strict = bool(config.getini("cassette_strict"))
+    config.pluginmanager.register(_UnusedSummary(), "cassette-proxy-unused-summary")
+    config.stash[_STATE] = _PluginState(
+        mode=mode,
+        directory=(config.rootpath / directory).resolve(),
+        upstream=config.getoption("cassette_upstream"),
+        strict=strict,
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is not None:
+        state.stop()
+
+
+@dataclass
+class Cassette:
+    """What the `cassette` fixture gives a test."""
+
+    name: str
+    path: Path
+    mode: str
+    base_url: str  # http://127.0.0.1:<port>/_c/<name>/v1: an SDK's base_url
+
+
+class _LoopThread:
+    """An event loop on a daemon thread: the proxy lives there, the tests talk to it over HTTP."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="cassette-proxy", daemon=True
+        )
+        self._thread.start()
+        ready.wait(_TIMEOUT)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(_TIMEOUT)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(_TIMEOUT)
+
+
+class _PluginState:
+    """The session's proxy, started on first use."""
+
+    def __init__(self, mode: str, directory: Path, upstream: str | None, strict: bool) -> None:
+        self.mode = mode
+        self.directory = directory
+        self.upstream = upstream
+        self.strict = strict
+        self._thread: _LoopThread | None = None
+        self._running: RunningProxy | None = None
+        self._named: NamedCassettes | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def server_mode(self) -> Mode:
+        return "record" if self.mode == "rewrite" else self.mode  # type: ignore[return-value]
+
+    def start(self) -> tuple[str, NamedCassettes]:
+        if self._running is not None and self._named is not None:
+            return self._running.url, self._named
+        env = os.environ
+        config_path = env.get("CASSETTE_PROXY_CONFIG")
+        self._scratch = tempfile.TemporaryDirectory(prefix="cassette-proxy-")
+        # The server's own (unnamed) cassette is never used by the plugin: keep it out of the way.
+        default = Path(self._scratch.name) / "unnamed.db"
+        if self.server_mode == "replay":
+            default.touch()
+        try:
+            config = load_config(
+                Path(config_path) if config_path else None,
+                env,
+                {
+                    "mode": self.server_mode,
+                    "upstream": self.upstream,
+                    "cassette": str(default),
+                    "cassette_dir": str(self.directory),
+                    "host": "127.0.0.1",
+                    "port": 0,
+                },
+            )
+        except ConfigError as exc:
+            raise pytest.UsageError(f"cassette-proxy: config error: {exc}") from None
+        log = make_logger(config.logging.format, "error", sys.__stderr__)
+        from proxy.app import NAMED  # the app module is heavy: imported only when a test needs it
+
+        self._thread = _LoopThread()
+        self._running = self._thread.run(start_proxy(config, log))
+        self._named = self._running.runner.app[NAMED]
+        return self._running.url, self._named
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._thread is not None
+        return self._thread.run(coro)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            if self._running is not None:
+                self._thread.run(self._running.stop())
+                self._running = None
+            self._thread.stop()
+            self._thread = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def default_name(item: pytest.Item) -> str:
+    """`tests/test_chat.py::TestX::test_y[p]` → `tests/test_chat/TestX.test_y_p_`."""
+    file_part, _, rest = item.nodeid.partition("::")
+    module = file_part.removesuffix(".py")
+    segments = [_UNSAFE.sub("_", s) or "_" for s in module.split("/") if s not in ("", ".", "..")]
+    test = _UNSAFE.sub("_", rest.replace("::", ".")) or "test"
+    return "/".join([*segments, test])
+
+
+def _cassette_name(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("cassette")
+    if marker is not None:
+        name = marker.args[0] if marker.args else marker.kwargs.get("name")
+        if name:
+            return str(name).removesuffix(".db")
+    return default_name(item)
+
+
+@pytest.fixture
+def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
+    """This test's cassette: `OPENAI_BASE_URL` points at it for the test's duration."""
+    state: _PluginState = request.config.stash[_STATE]
+    item = request.node
+    name = _cassette_name(item)
+    root, named = state.start()
+    try:
+        path = named.path_for(name)
+    except BadCassetteName as exc:
+        pytest.fail(f"cassette-proxy: {exc}", pytrace=False)
+    mode: Mode = state.server_mode
+    if mode == "replay" and not path.exists():
+        pytest.fail(
+            f"cassette-proxy: no cassette {path} to replay for this test; record it with "
+            "--cassette-mode=record (or auto)",
+            pytrace=False,
+        )
+    try:
+        state.run(named.set_mode(name, mode, fresh=state.mode == "rewrite"))
+    except StoreError as exc:
+        pytest.fail(f"cassette-proxy: cannot open cassette {path}: {exc}", pytrace=False)
+    use = Cassette(name=name, path=path, mode=state.mode, base_url=f"{root}/_c/{name}/v1")
+    item.stash[_USE] = use
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPENAI_BASE_URL", use.base_url)
+        if mode == "replay" and not os.environ.get("OPENAI_API_KEY"):
+            patch.setenv("OPENAI_API_KEY", PLACEHOLDER_KEY)
+        try:
+            yield use
+        finally:
+            # Flushes this test's recordings to disk and frees the cassette.
+            state.run(named.release(name))
+
+
+@pytest.fixture(autouse=True)
+def _cassette_marker(request: pytest.FixtureRequest) -> None:
+    """A test marked `@pytest.mark.cassette` gets the `cassette` fixture without asking for it."""
+    if request.node.get_closest_marker("cassette") is not None:
+        request.getfixturevalue("cassette")
+
+
+async def _outcome(named: NamedCassettes, name: str) -> tuple[list[str], int]:
+    """The misses and unused recordings of a test's cassette, read on the proxy's loop."""
+    current = named._open.get(name)
+    if current is None:
+        return [], 0
+    unused = current.index.unused() if current.mode != "record" else 0
+    return list(current.stats.misses), unused
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    if call.when != "call" or _USE not in item.stash:
+        return
+    state: _PluginState = item.config.stash[_STATE]
+    use = item.stash[_USE]
+    _, named = state.start()
+    misses, unused = state.run(_outcome(named, use.name))
+    report: pytest.TestReport = outcome.get_result()
+    if misses:
+        raised = ""
+        if call.excinfo is not None:
+            text = call.excinfo.exconly()
+            if any(miss in text for miss in misses):  # the SDK's message repeats the proxy's
+                text = call.excinfo.typename
+            raised = f"\n\n(the client raised {text})"
+        report.outcome = "failed"
+        report.longrepr = "\n".join(misses) + raised
+        return
+    if unused:
+        description = f"{unused} recording(s) in {use.path} not used"
+        report.user_properties.append((_UNUSED_PROPERTY, description))
+        if state.strict and report.passed:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"cassette-proxy: {description} by this test (--cassette-strict); "
+                "re-record it with --cassette-mode=rewrite"
+            )
+
+
+class _UnusedSummary:
+    """Collects the unused-recording notes of every report (xdist workers' too) for the summary."""
+
+    def __init__(self) -> None:
+        self.notes: dict[tuple[str, str], None] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in getattr(report, "user_properties", ()):
+            if key == _UNUSED_PROPERTY:
+                self.notes[(report.nodeid, str(value))] = None
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.notes:
+            return
+        terminalreporter.section("cassette-proxy: unused recordings")
+        for nodeid, description in self.notes:
+            terminalreporter.write_line(f"{nodeid}: {description}")
+        terminalreporter.write_line(
+            "(--cassette-strict fails such tests; --cassette-mode=rewrite re-records them)"
+        )

@@ -1,0 +1,243 @@
+"""The pytest plugin, end to end: an example suite run by pytest in a fresh process.
+
+The fake upstream runs here, on the `servers` loop; the example suite (a separate pytest process)
+records through the plugin's in-process proxy, then replays with the upstream stopped.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.loop_thread import LoopThread
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = textwrap.dedent(
+    """
+    import json
+
+    import openai
+    import pytest
+
+    MODEL = "gpt-4o-mini"
+    TOOLS = [{"type": "function", "function": {"name": "search", "description": "search",
+              "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+
+
+    @pytest.mark.cassette
+    def test_chat():
+        reply = openai.OpenAI().chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hello"}]
+        )
+        assert reply.choices[0].message.content.startswith("You said: hello")
+
+
+    @pytest.mark.cassette
+    def test_chat_stream():
+        stream = openai.OpenAI().chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "stream me"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text.startswith("You said: stream me")
+
+
+    @pytest.mark.cassette
+    def test_tools():
+        reply = openai.OpenAI().chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "find cats"}], tools=TOOLS
+        )
+        call = reply.choices[0].message.tool_calls[0]
+        assert call.function.name == "search"
+        assert json.loads(call.function.arguments)["query"] == "find cats"
+
+
+    @pytest.mark.cassette
+    def test_embeddings():
+        result = openai.OpenAI().embeddings.create(model="text-embedding-3-small", input="cats")
+        assert len(result.data[0].embedding) == 8
+
+
+    @pytest.mark.cassette("shared/async_chat")
+    async def test_async_chat():
+        client = openai.AsyncOpenAI()
+        reply = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "async hello"}]
+        )
+        assert reply.choices[0].message.content.startswith("You said: async hello")
+
+
+    async def test_async_stream_with_fixture(cassette):
+        assert cassette.mode in ("record", "replay")
+        client = openai.AsyncOpenAI(base_url=cassette.base_url)
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "async stream"}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert text.startswith("You said: async stream")
+        assert cassette.path.name == "test_async_stream_with_fixture.db"
+    """
+)
+
+INI = """
+[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    for name in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "CASSETTE_PROXY_CONFIG",
+        "CASSETTE_PROXY_MODE",
+        "CASSETTE_PROXY_UPSTREAM",
+        "CASSETTE_PROXY_CASSETTE_DIR",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    pytester.makeini(INI)
+    pytester.makepyfile(test_example=EXAMPLE)
+    return pytester
+
+
+def record(suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", "sk-record-key")
+        result = suite.runpytest_subprocess(
+            "--cassette-mode=record",
+            f"--cassette-upstream={upstream.url}",
+            "-p",
+            "no:cacheprovider",
+        )
+    result.assert_outcomes(passed=6)
+
+
+def test_record_then_replay_offline(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record(suite, upstream, monkeypatch)
+    seen = upstream.request_count
+    assert seen == 6
+    cassettes = suite.path / "cassettes"
+    assert (cassettes / "test_example" / "test_chat.db").exists()
+    assert (cassettes / "shared" / "async_chat.db").exists()
+
+    servers.run(upstream.stop())
+    # Default mode is replay; no API key in the environment.
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)
+    assert upstream.request_count == seen
+    result.stdout.no_fnmatch_line("*unused recordings*")
+
+
+def test_changed_request_fails_with_the_differing_path(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record(suite, upstream, monkeypatch)
+    servers.run(upstream.stop())
+    suite.makepyfile(
+        test_example=EXAMPLE.replace('"content": "hello"}', '"content": "hello there"}')
+    )
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_chat _*",
+            "cassette-proxy replay miss: no recording in cassette *test_chat.db matches "
+            "POST /v1/chat/completions. Nearest is exchange #*"
+            'body.messages[[]0[]].content: "hello there" != "hello"*',
+        ]
+    )
+
+
+def test_xdist_replays_the_same_suite(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("xdist")
+    record(suite, upstream, monkeypatch)
+    servers.run(upstream.stop())
+    result = suite.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*2 workers*"])
+
+
+UNUSED = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    @pytest.mark.cassette
+    def test_models():
+        client = openai.OpenAI()
+        assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+        if CALL_TWICE:
+            assert client.models.retrieve("gpt-4.1").id == "gpt-4.1"
+    """
+)
+
+
+def test_unused_recordings_reported_and_strict_fails(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (suite.path / "test_example.py").unlink()
+    suite.makepyfile(test_unused="CALL_TWICE = True\n" + UNUSED)
+    with monkeypatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", "sk-record-key")
+        patch.setenv("CASSETTE_PROXY_UPSTREAM", upstream.url)  # the same settings as `serve`
+        suite.runpytest_subprocess("--cassette-mode=record").assert_outcomes(passed=1)
+    assert upstream.request_count == 2
+    servers.run(upstream.stop())
+    suite.makepyfile(test_unused="CALL_TWICE = False\n" + UNUSED)
+
+    lenient = suite.runpytest_subprocess("-n", "2")  # the workers' notes reach the summary
+    lenient.assert_outcomes(passed=1)
+    lenient.stdout.fnmatch_lines(
+        [
+            "*cassette-proxy: unused recordings*",
+            "test_unused.py::test_models: 1 recording(s) in *test_models.db not used",
+        ]
+    )
+
+    strict = suite.runpytest_subprocess("--cassette-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*1 recording(s) in *test_models.db not used*--cassette-strict*"])
+
+
+def test_replay_without_a_cassette_says_how_to_record(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess("-k", "test_embeddings")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*no cassette *test_embeddings.db to replay*--cassette-mode=record*"]
+    )
+
+
+def test_cassette_dir_option_and_rewrite(
+    suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-record-key")
+    args = ["-k", "test_chat and not stream", f"--cassette-upstream={upstream.url}"]
+    suite.runpytest_subprocess("--cassette-dir=tapes", "--cassette-mode=record", *args)
+    path: Path = suite.path / "tapes" / "test_example" / "test_chat.db"
+    assert path.exists()
+    # rewrite starts over (record would append): strict replay afterwards finds nothing unused
+    suite.runpytest_subprocess("--cassette-dir=tapes", "--cassette-mode=rewrite", *args)
+    assert upstream.request_count == 2
+    result = suite.runpytest_subprocess("--cassette-dir=tapes", "--cassette-strict", *args)
+    result.assert_outcomes(passed=1)
