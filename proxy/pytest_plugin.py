@@ -182,7 +182,9 @@ class _PluginState:
         except ConfigError as exc:
             raise pytest.UsageError(f"cassette-proxy: config error: {exc}") from None
         log = make_logger(config.logging.format, "error", sys.__stderr__)
-        from proxy.app import NAMED  # the app module is heavy: imported only when a test needs it
+        from proxy.keys import (
+            NAMED,  # the app modules are heavy: imported only when a test needs it
+        )
 
         self._thread = _LoopThread()
         self._running = self._thread.run(start_proxy(config, log))

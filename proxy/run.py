@@ -13,9 +13,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from proxy.app import CASSETTE
 from proxy.cassette import SessionStats
 from proxy.config import Config
+from proxy.keys import CASSETTE
 from proxy.logs import Logger
 from proxy.server import start_proxy
 

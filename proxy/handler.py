@@ -1,0 +1,151 @@
+"""The proxy handler: every non-admin request is replayed, forwarded and recorded, or explained."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from proxy.admin import named_disabled
+from proxy.cassette import Cassette
+from proxy.config import parse_timing
+from proxy.errors import error_response
+from proxy.exchange import Exchange
+from proxy.headers import credential_of, fingerprint, storable_request_headers
+from proxy.keys import CASSETTE, CONFIG, LOG, NAMED, SHUTTING_DOWN, UPSTREAM
+from proxy.named import NAMED_PREFIX, BadCassetteName, split_named_path
+from proxy.replay import explain_miss, serve_recording
+from proxy.store import StoreError
+
+
+class ProxyHandler:
+    """Every non-admin request: replay it, forward and record it, or explain the miss."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        config = app[CONFIG]
+        self._limit = config.server.max_body_size
+        self._scale = parse_timing(config.replay.timing)
+        self._miss_status = config.replay.miss_status
+        # Hashing the key once per distinct credential, not once per request.
+        self._fingerprints: dict[str, str] = {}
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = asyncio.get_running_loop().time()
+        app = self._app
+        raw_path = request.raw_path
+        if raw_path.startswith(NAMED_PREFIX):
+            named = await self._named(raw_path)
+            if isinstance(named, web.Response):
+                return named
+            cassette, raw_path = named
+        else:
+            cassette = app[CASSETTE]
+        body = await self._read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        path, _, query = raw_path.partition("?")
+        canonical = cassette.rules.canonical(
+            request.method, path, query, request.headers, request.headers.get("content-type"), body
+        )
+        key = cassette.rules.key(canonical)
+        if cassette.mode != "record":
+            take = cassette.index.take(key)
+            if take.exchange is not None:
+                recorded = take.exchange
+                headers = cassette.replay_headers(recorded)
+                if self._scale is None and not recorded.stream:  # the common case, kept flat
+                    response: web.StreamResponse = web.Response(
+                        status=recorded.status, headers=headers, body=recorded.response_body
+                    )
+                else:
+                    response = await serve_recording(
+                        request, recorded, headers, self._scale, arrived
+                    )
+                cassette.stats.replayed += 1
+                self._log_replay(recorded, arrived, credential_of(request.headers))
+                return response
+            if cassette.mode == "replay":
+                message = explain_miss(cassette, canonical, take)
+                cassette.stats.misses.append(message)
+                app[LOG].warning("replay miss", method=request.method, path=path, detail=message)
+                return error_response(
+                    self._miss_status, message, "cassette_miss", "cassette_miss", retry=False
+                )
+        credential = credential_of(request.headers)
+        exchange = Exchange(
+            id=cassette.new_id(),
+            started_at=time.time(),
+            method=request.method,
+            path=path,
+            query=query,
+            request_headers=storable_request_headers(request.headers.items()),
+            request_body=body,
+            match_key=key,
+            key_fingerprint=self._fingerprint(credential) if credential else None,
+        )
+        return await app[UPSTREAM].relay(
+            request, raw_path, exchange, cassette.record, app[SHUTTING_DOWN].is_set
+        )
+
+    async def _named(self, raw_path: str) -> tuple[Cassette, str] | web.Response:
+        """The named cassette a `/_c/<name>/…` request is for, and the API path it carries."""
+        named = self._app.get(NAMED)
+        if named is None:
+            return named_disabled()
+        split = split_named_path(raw_path)
+        if split is None:
+            return error_response(
+                400,
+                f"{raw_path.partition('?')[0]}: expected /_c/<cassette name>/v1/...",
+                "invalid_request_error",
+                "bad_cassette_path",
+                retry=False,
+            )
+        name, api_path = split
+        try:
+            return await named.get(name), api_path
+        except (BadCassetteName, StoreError) as exc:
+            return error_response(
+                400, str(exc), "invalid_request_error", "bad_cassette_name", retry=False
+            )
+
+    def _fingerprint(self, credential: str) -> str:
+        known = self._fingerprints.get(credential)
+        if known is None:
+            if len(self._fingerprints) >= 1024:
+                self._fingerprints.clear()
+            known = self._fingerprints[credential] = fingerprint(credential)
+        return known
+
+    async def _read_body(self, request: web.Request) -> bytes | web.Response:
+        declared = request.content_length
+        if declared is not None and declared > self._limit:
+            return self._too_large(declared)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(None)
+        if len(body) > self._limit:
+            return self._too_large(len(body))
+        return body
+
+    def _too_large(self, size: int | None) -> web.Response:
+        got = f" ({size} bytes)" if size is not None else ""
+        return error_response(
+            413,
+            f"request body{got} exceeds the proxy's limit of {self._limit} bytes "
+            "(server.max_body_size); nothing was forwarded",
+            "invalid_request_error",
+            "request_too_large",
+            retry=False,
+        )
+
+    def _log_replay(self, exchange: Exchange, arrived: float, credential: str | None) -> None:
+        # `ms` and `key` describe this replay, not the recording (its own are in the cassette).
+        self._app[CASSETTE].replay_logger(exchange).info(
+            "exchange",
+            ms=round((asyncio.get_running_loop().time() - arrived) * 1000, 2),
+            key=self._fingerprint(credential) if credential else None,
+        )
