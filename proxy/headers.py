@@ -103,10 +103,3 @@ def replay_response_headers(
         out["content-encoding"] = body_encoding
     out[PROXY_SOURCE_HEADER] = "replayed"
     return out
-
-
-def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None

@@ -46,9 +46,6 @@ class RecordingIndex:
             return Take(queue[-1], used_up=True, replayed=served, recorded=len(queue))
         return Take(None, used_up=True, replayed=served, recorded=len(queue))
 
-    def is_used_up(self, key: str) -> bool:
-        return self._served.get(key, 0) >= len(self._by_key.get(key, ()))
-
     def unused(self) -> int:
         """How many recordings were never served (the pytest plugin's `--cassette-strict`)."""
         return sum(
