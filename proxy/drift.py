@@ -18,7 +18,6 @@ Values kept as `msgspec.Raw` or typed `Any` are not looked into.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,7 +32,7 @@ from proxy.schemas.enums import ENUMS
 from proxy.schemas.errors import ErrorResponse
 from proxy.schemas.routes import ROUTES, Route
 from proxy.sse import parse_event
-from proxy.store import CassetteStore, StoreError
+from proxy.store.sqlite_file import read_exchanges
 
 KINDS = ("field", "enum", "tag", "event")
 _SEQUENCES = (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)
@@ -246,8 +245,8 @@ def drift_report(exchanges: Iterable[Exchange]) -> list[DriftItem]:
 def check_cassette(path: Path) -> None:
     """Raise `DriftError` unless `path` is an SQLite file with an `exchanges` table.
 
-    Checked read-only before `CassetteStore.open`, which would create a missing file and
-    migrate any SQLite database it is given.
+    Checked read-only: opening it as a store would create a missing file and migrate any
+    SQLite database it is given.
     """
     if not path.is_file():
         raise DriftError(f"no cassette at {path}")
@@ -265,23 +264,18 @@ def check_cassette(path: Path) -> None:
         raise DriftError(f"{path}: not a cassette (no exchanges table)")
 
 
-async def load_exchanges(path: Path) -> list[Exchange]:
-    """Every exchange of an existing cassette (the writer is never started)."""
+def read_cassette(path: Path) -> list[DriftItem]:
+    """The drift report of an existing cassette, read without migrating or writing it."""
     check_cassette(path)
-    store = await CassetteStore.open(path)
     try:
-        return await store.load()
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            exchanges = read_exchanges(db)
+        finally:
+            db.close()
     except sqlite3.Error as exc:
         raise DriftError(f"{path}: cannot read exchanges ({exc})") from None
-    finally:
-        await store.close()
-
-
-def read_cassette(path: Path) -> list[DriftItem]:
-    try:
-        return drift_report(asyncio.run(load_exchanges(path)))
-    except StoreError as exc:
-        raise DriftError(str(exc)) from None
+    return drift_report(exchanges)
 
 
 def render_json(items: list[DriftItem]) -> str:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import msgspec
 
-from proxy.exchange import Exchange, Outcome, Usage
-from proxy.sse import SseEvent
-from proxy.store.migrations import apply_migrations
+from proxy.exchange import Exchange
+from proxy.store.sqlite_file import EXCHANGE_COLUMNS, Contents, StoreError, connect, read_contents
 
 BATCH_LIMIT = 512
 # The writer waits this long after the first exchange of a batch, so that under load one
@@ -26,15 +26,9 @@ BATCH_LIMIT = 512
 BATCH_LINGER_S = 0.05
 RETRY_DELAYS = (0.1, 0.5, 2.0)
 
-_EXCHANGE_COLUMNS = (
-    "id, started_at, ended_at, method, path, query, endpoint, request_headers, key_fingerprint,"
-    " request_body, status, response_headers, response_body, content_encoding, stream, ttfb_ms,"
-    " duration_ms, match_key, complete, outcome, notes, model, input_tokens, cached_tokens,"
-    " output_tokens, reasoning_tokens, finish_reason, error_type, error_code, upstream_request_id"
-)
 _INSERT_EXCHANGE = (
-    f"INSERT OR REPLACE INTO exchanges ({_EXCHANGE_COLUMNS})"
-    f" VALUES ({', '.join('?' * len(_EXCHANGE_COLUMNS.split(',')))})"
+    f"INSERT OR REPLACE INTO exchanges ({EXCHANGE_COLUMNS})"
+    f" VALUES ({', '.join('?' * len(EXCHANGE_COLUMNS.split(',')))})"
 )
 _INSERT_EVENT = (
     "INSERT OR REPLACE INTO sse_events (exchange_id, idx, offset_ms, data) VALUES (?, ?, ?, ?)"
@@ -44,15 +38,18 @@ Hook = Callable[[Exchange], None]
 ErrorHook = Callable[[Exception, Sequence[Exchange]], None]
 
 
-class StoreError(Exception):
-    """The cassette file cannot be opened or is not a cassette."""
-
-
 class CassetteStore:
-    def __init__(self, path: Path, db: aiosqlite.Connection, next_id: int) -> None:
+    """A cassette file and its writer.
+
+    The writer's connection (an aiosqlite thread) is opened with the first exchange to store, so
+    a cassette that is only replayed never starts one.
+    """
+
+    def __init__(self, path: Path, contents: Contents) -> None:
         self.path = path
-        self._db = db
-        self._next_id = next_id
+        self.contents = contents
+        self._db: aiosqlite.Connection | None = None
+        self._next_id = contents.next_id
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._before_write: Hook | None = None
@@ -62,24 +59,12 @@ class CassetteStore:
         self.failed_ids: list[int] = []
 
     @classmethod
-    async def open(cls, path: Path) -> CassetteStore:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"{path}: cannot open the cassette ({exc})") from None
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await apply_migrations(db)
-            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM exchanges") as cursor:
-                row = await cursor.fetchone()
-        except sqlite3.DatabaseError as exc:
-            await db.close()  # else its worker thread keeps the process alive
-            raise StoreError(f"{path}: not a usable cassette ({exc})") from None
-        assert row is not None
-        return cls(path, db, int(row[0]) + 1)
+    async def open(cls, path: Path, *, load: bool = True) -> CassetteStore:
+        """Open (creating and migrating as needed) and read the cassette in one thread hop.
+
+        `contents.exchanges` holds every stored exchange when `load`, else only the count is read.
+        """
+        return cls(path, await asyncio.to_thread(read_contents, path, load=load))
 
     def start(
         self,
@@ -111,28 +96,9 @@ class CassetteStore:
             self._queue.put_nowait(None)
             await self._writer
             self._writer = None
-        await self._db.close()
-
-    async def load(self) -> list[Exchange]:
-        """Every stored exchange in sequence order, SSE events included."""
-        events: dict[int, list[SseEvent]] = {}
-        async with self._db.execute(
-            "SELECT exchange_id, offset_ms, data FROM sse_events ORDER BY exchange_id, idx"
-        ) as cursor:
-            async for exchange_id, offset_ms, data in cursor:
-                events.setdefault(exchange_id, []).append(SseEvent(offset_ms, bytes(data)))
-        exchanges: list[Exchange] = []
-        async with self._db.execute(
-            f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges ORDER BY id"
-        ) as cursor:
-            async for row in cursor:
-                exchanges.append(_row_to_exchange(row, events.get(row[0], [])))
-        return exchanges
-
-    async def count(self) -> int:
-        async with self._db.execute("SELECT COUNT(*) FROM exchanges") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
 
     async def _write_loop(self) -> None:
         stopping = False
@@ -173,13 +139,15 @@ class CassetteStore:
         ]
         for delay in (*RETRY_DELAYS, None):
             try:
-                await self._db.executemany(_INSERT_EXCHANGE, rows)
+                db = await self._connection()
+                await db.executemany(_INSERT_EXCHANGE, rows)
                 if event_rows:
-                    await self._db.executemany(_INSERT_EVENT, event_rows)
-                await self._db.commit()
+                    await db.executemany(_INSERT_EVENT, event_rows)
+                await db.commit()
                 break
             except sqlite3.Error:
-                await self._db.rollback()
+                if self._db is not None:
+                    await self._db.rollback()
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
@@ -188,6 +156,14 @@ class CassetteStore:
         for exchange in batch:
             if self._after_write is not None:
                 self._after_write(exchange)
+
+    async def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            try:
+                self._db = await aiosqlite.Connection(partial(connect, self.path), 64)
+            except StoreError as exc:
+                raise sqlite3.OperationalError(str(exc)) from None
+        return self._db
 
     def _exchange_row(self, e: Exchange) -> tuple[Any, ...]:
         u = e.usage
@@ -201,49 +177,3 @@ class CassetteStore:
             u.input_tokens, u.cached_tokens, u.output_tokens, u.reasoning_tokens,
             u.finish_reason, u.error_type, u.error_code, e.upstream_request_id,
         )  # fmt: skip
-
-
-_HEADERS = msgspec.json.Decoder(list[tuple[str, str]])
-_NOTES = msgspec.json.Decoder(list[str])
-
-
-def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
-    (
-        id_, started_at, _ended, method, path, query, endpoint, req_headers, fp, req_body,
-        status, resp_headers, resp_body, encoding, stream, ttfb, duration, match_key, _complete,
-        outcome, notes, model, in_tok, cached, out_tok, reasoning, finish, err_type, err_code,
-        request_id,
-    ) = row  # fmt: skip
-    return Exchange(
-        id=id_,
-        started_at=started_at,
-        method=method,
-        path=path,
-        query=query,
-        endpoint=endpoint,
-        request_headers=_HEADERS.decode(req_headers),
-        key_fingerprint=fp,
-        request_body=bytes(req_body),
-        status=status,
-        response_headers=_HEADERS.decode(resp_headers),
-        response_body=bytes(resp_body),
-        content_encoding=encoding,
-        stream=bool(stream),
-        events=events,
-        ttfb_ms=ttfb,
-        duration_ms=duration,
-        match_key=match_key,
-        outcome=Outcome(outcome),
-        notes=_NOTES.decode(notes),
-        upstream_request_id=request_id,
-        usage=Usage(
-            model=model,
-            input_tokens=in_tok,
-            cached_tokens=cached,
-            output_tokens=out_tok,
-            reasoning_tokens=reasoning,
-            finish_reason=finish,
-            error_type=err_type,
-            error_code=err_code,
-        ),
-    )

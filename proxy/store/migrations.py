@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
-
-import aiosqlite
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -56,18 +55,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-async def apply_migrations(db: aiosqlite.Connection) -> list[str]:
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply the migrations this cassette lacks, each in its own transaction; returns their names."""
-    await db.execute(
+    db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
-    async with db.execute("SELECT name FROM _migrations") as cursor:
-        done = {row[0] async for row in cursor}
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
     applied: list[str] = []
     for name, script in MIGRATIONS:
         if name in done:
             continue
-        await db.executescript(
+        db.executescript(
             f"BEGIN;\n{script}\n"
             f"INSERT INTO _migrations (name, applied_at) VALUES ('{name}', {time.time()});\n"
             "COMMIT;"

@@ -1,0 +1,131 @@
+"""Blocking access to a cassette file: open it ready for use, read what it holds.
+
+Everything here runs on a worker thread (`asyncio.to_thread` or aiosqlite's), never on the event
+loop. Opening and reading a cassette is one call, one thread hop: a pytest suite opens one
+cassette per test, so each round trip to a thread shows in its wall time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from proxy.exchange import Exchange, Outcome, Usage
+from proxy.sse import SseEvent
+from proxy.store.migrations import apply_migrations
+
+EXCHANGE_COLUMNS = (
+    "id, started_at, ended_at, method, path, query, endpoint, request_headers, key_fingerprint,"
+    " request_body, status, response_headers, response_body, content_encoding, stream, ttfb_ms,"
+    " duration_ms, match_key, complete, outcome, notes, model, input_tokens, cached_tokens,"
+    " output_tokens, reasoning_tokens, finish_reason, error_type, error_code, upstream_request_id"
+)
+
+
+class StoreError(Exception):
+    """The cassette file cannot be opened or is not a cassette."""
+
+
+class Contents(msgspec.Struct):
+    """What an opened cassette holds: the next free id, and its exchanges when asked for."""
+
+    next_id: int
+    count: int
+    exchanges: list[Exchange]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """An open connection to the cassette at `path` (created if missing), WAL, migrated."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"{path}: cannot open the cassette ({exc})") from None
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(db)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreError(f"{path}: not a usable cassette ({exc})") from None
+    return db
+
+
+def read_contents(path: Path, *, load: bool) -> Contents:
+    """Open (and migrate) the cassette, then read its exchanges, or only count them."""
+    db = connect(path)
+    try:
+        next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM exchanges").fetchone()[0]) + 1
+        if not load:
+            count = int(db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0])
+            return Contents(next_id, count, [])
+        exchanges = read_exchanges(db)
+        return Contents(next_id, len(exchanges), exchanges)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot read the cassette ({exc})") from None
+    finally:
+        db.close()
+
+
+def read_exchanges(db: sqlite3.Connection) -> list[Exchange]:
+    """Every stored exchange in sequence order, SSE events included."""
+    events: dict[int, list[SseEvent]] = {}
+    for exchange_id, offset_ms, data in db.execute(
+        "SELECT exchange_id, offset_ms, data FROM sse_events ORDER BY exchange_id, idx"
+    ):
+        events.setdefault(exchange_id, []).append(SseEvent(offset_ms, bytes(data)))
+    return [
+        _row_to_exchange(row, events.get(row[0], []))
+        for row in db.execute(f"SELECT {EXCHANGE_COLUMNS} FROM exchanges ORDER BY id")
+    ]
+
+
+_HEADERS = msgspec.json.Decoder(list[tuple[str, str]])
+_NOTES = msgspec.json.Decoder(list[str])
+
+
+def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
+    (
+        id_, started_at, _ended, method, path, query, endpoint, req_headers, fp, req_body,
+        status, resp_headers, resp_body, encoding, stream, ttfb, duration, match_key, _complete,
+        outcome, notes, model, in_tok, cached, out_tok, reasoning, finish, err_type, err_code,
+        request_id,
+    ) = row  # fmt: skip
+    return Exchange(
+        id=id_,
+        started_at=started_at,
+        method=method,
+        path=path,
+        query=query,
+        endpoint=endpoint,
+        request_headers=_HEADERS.decode(req_headers),
+        key_fingerprint=fp,
+        request_body=bytes(req_body),
+        status=status,
+        response_headers=_HEADERS.decode(resp_headers),
+        response_body=bytes(resp_body),
+        content_encoding=encoding,
+        stream=bool(stream),
+        events=events,
+        ttfb_ms=ttfb,
+        duration_ms=duration,
+        match_key=match_key,
+        outcome=Outcome(outcome),
+        notes=_NOTES.decode(notes),
+        upstream_request_id=request_id,
+        usage=Usage(
+            model=model,
+            input_tokens=in_tok,
+            cached_tokens=cached,
+            output_tokens=out_tok,
+            reasoning_tokens=reasoning,
+            finish_reason=finish,
+            error_type=err_type,
+            error_code=err_code,
+        ),
+    )
