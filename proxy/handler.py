@@ -55,16 +55,16 @@ class ProxyHandler:
             if take.exchange is not None:
                 recorded = take.exchange
                 headers = cassette.replay_headers(recorded)
-                if self._scale is None and not recorded.stream:  # the common case, kept flat
+                if self._scale is None:  # the common case, kept flat
                     response: web.StreamResponse = web.Response(
-                        status=recorded.status, headers=headers, body=recorded.response_body
+                        status=recorded.status, headers=headers, body=cassette.replay_body(recorded)
                     )
                 else:
                     response = await serve_recording(
                         request, recorded, headers, self._scale, arrived
                     )
                 cassette.stats.replayed += 1
-                self._log_replay(recorded, arrived, credential_of(request.headers))
+                self._log_replay(cassette, recorded, arrived, credential_of(request.headers))
                 return response
             if cassette.mode == "replay":
                 message = explain_miss(cassette, canonical, take)
@@ -142,9 +142,11 @@ class ProxyHandler:
             retry=False,
         )
 
-    def _log_replay(self, exchange: Exchange, arrived: float, credential: str | None) -> None:
+    def _log_replay(
+        self, cassette: Cassette, exchange: Exchange, arrived: float, credential: str | None
+    ) -> None:
         # `ms` and `key` describe this replay, not the recording (its own are in the cassette).
-        self._app[CASSETTE].replay_logger(exchange).info(
+        cassette.replay_logger(exchange).info(
             "exchange",
             ms=round((asyncio.get_running_loop().time() - arrived) * 1000, 2),
             key=self._fingerprint(credential) if credential else None,
