@@ -22,15 +22,17 @@ import threading
 from collections.abc import Coroutine, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from proxy.config import ConfigError, Mode, load_config
-from proxy.logs import make_logger
-from proxy.named import BadCassetteName, NamedCassettes
-from proxy.server import RunningProxy, start_proxy
-from proxy.store import StoreError
+if TYPE_CHECKING:
+    from proxy.config import Mode
+    from proxy.named import NamedCassettes
+    from proxy.server import RunningProxy
+
+# The proxy's own modules (aiohttp's server, the cassette store) are imported when a test first
+# asks for a cassette, so that a pytest run that uses none pays nothing for the plugin.
 
 T = TypeVar("T")
 
@@ -159,6 +161,11 @@ class _PluginState:
     def start(self) -> tuple[str, NamedCassettes]:
         if self._running is not None and self._named is not None:
             return self._running.url, self._named
+        from proxy.config import ConfigError, load_config
+        from proxy.keys import NAMED
+        from proxy.logs import make_logger
+        from proxy.server import start_proxy
+
         env = os.environ
         config_path = env.get("CASSETTE_PROXY_CONFIG")
         self._scratch = tempfile.TemporaryDirectory(prefix="cassette-proxy-")
@@ -182,10 +189,6 @@ class _PluginState:
         except ConfigError as exc:
             raise pytest.UsageError(f"cassette-proxy: config error: {exc}") from None
         log = make_logger(config.logging.format, "error", sys.__stderr__)
-        from proxy.keys import (
-            NAMED,  # the app modules are heavy: imported only when a test needs it
-        )
-
         self._thread = _LoopThread()
         self._running = self._thread.run(start_proxy(config, log))
         self._named = self._running.runner.app[NAMED]
@@ -231,6 +234,9 @@ def _cassette_name(item: pytest.Item) -> str:
 @pytest.fixture
 def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     """This test's cassette: `OPENAI_BASE_URL` points at it for the test's duration."""
+    from proxy.named import BadCassetteName
+    from proxy.store import StoreError
+
     state: _PluginState = request.config.stash[_STATE]
     item = request.node
     name = _cassette_name(item)
