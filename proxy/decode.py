@@ -6,6 +6,9 @@ body the types cannot decode only adds a note to the exchange; it never fails an
 Multipart requests are parsed into form values (:mod:`proxy.forms`) and converted to the
 route's form struct (`Route.form`); Batch API files — a JSONL upload with purpose `batch` and
 JSONL file content of a batch's output — are decoded line by line (:mod:`proxy.batchfiles`).
+A success response is read as what its `Content-Type` names, else as what the route declares
+(`Route.kind`): JSON with the route's type, text and binary bodies described by
+:class:`~proxy.media.TextBody` and :class:`~proxy.media.BinaryBody` (:mod:`proxy.media`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import msgspec
 from proxy import batchfiles, multipart
 from proxy.exchange import Exchange, Usage
 from proxy.forms import form_values
+from proxy.media import BinaryBody, TextBody, binary_body, media_kind, text_body
 from proxy.schemas.errors import ErrorResponse
 from proxy.schemas.routes import ROUTES, Route
 from proxy.sse import parse_event
@@ -119,18 +123,50 @@ class TypedView:
         elif exchange.stream:
             if route.stream is not None or route.events is not None:
                 self._describe_stream(exchange, route, usage)
-        elif route.response is not None:
-            response = self._decode_if_json(exchange, "response", route.response)
-            self._take_result(response, usage)
-        elif route.operation_id == RETRIEVE_FILE_CONTENT:
-            self.batch_output_lines(exchange)
+        else:
+            self._take_result(self.response_value(exchange, route), usage)
+            if route.operation_id == RETRIEVE_FILE_CONTENT:
+                self.batch_output_lines(exchange)
+
+    def response_value(self, exchange: Exchange, route: Route | None = None) -> Any:
+        """A success response that is not a stream, typed: the route's JSON type, or a
+        `TextBody` / `BinaryBody` description. The response's `Content-Type` decides what the
+        body is, the route's declared media (`Route.kind`) when it has none. None for an error,
+        a stream, an empty or still compressed body, or JSON the route has no type for; a note
+        when the body does not decode as what it is."""
+        route = route or self._route(exchange)
+        body = exchange.response_body
+        # A body left compressed (`content_encoding`) is not the body's bytes: not described.
+        if route is None or exchange.status >= 400 or exchange.stream or not body:
+            return None
+        if exchange.content_encoding:
+            return None
+        content_type = _header(exchange.response_headers, "content-type")
+        kind = media_kind(content_type) or route.kind
+        if kind == "json" and route.response is not None:
+            return self._decode(exchange, "response", route.response, body)
+        if kind == "text":
+            return self._text(exchange, content_type, body)
+        if kind == "binary":
+            return binary_body(content_type, body)
+        return None
+
+    @staticmethod
+    def _text(exchange: Exchange, content_type: str | None, body: bytes) -> TextBody | BinaryBody:
+        try:
+            return text_body(content_type, body)
+        except (UnicodeDecodeError, LookupError) as exc:
+            exchange.notes.append(f"response is not text in its charset: {exc}")
+            return binary_body(content_type, body)
+
+    def _route(self, exchange: Exchange) -> Route | None:
+        compiled = self.routes.resolve(exchange.method, exchange.path)
+        return compiled.route if compiled is not None else None
 
     def request_form(self, exchange: Exchange, route: Route | None = None) -> Any:
         """The multipart request as the route's form struct; None (and a note when it is
         multipart but does not convert) otherwise. A batch upload's file is decoded too."""
-        if route is None:
-            compiled = self.routes.resolve(exchange.method, exchange.path)
-            route = compiled.route if compiled is not None else None
+        route = route or self._route(exchange)
         content_type = _header(exchange.request_headers, "content-type")
         boundary = multipart.boundary(content_type or "")
         if route is None or route.form is None or not multipart.is_form_data(content_type):
@@ -237,8 +273,8 @@ class TypedView:
         )
 
     def _decode_if_json(self, exchange: Exchange, what: str, type_: Any) -> Any:
-        content_type = next((v for k, v in exchange.response_headers if k == "content-type"), "")
-        if exchange.content_encoding or "json" not in content_type:
+        content_type = _header(exchange.response_headers, "content-type")
+        if exchange.content_encoding or media_kind(content_type) != "json":
             return None
         return self._decode(exchange, what, type_, exchange.response_body)
 

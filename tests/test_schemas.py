@@ -240,6 +240,123 @@ def test_encoding_adds_no_defaults() -> None:
     )
 
 
+# -- response media and merged unions ----------------------------------------------------------
+
+
+def test_route_table_declares_response_media() -> None:
+    speech = route("POST", "/audio/speech")
+    assert speech.media == ("application/octet-stream", "text/event-stream")
+    assert speech.kind == "binary" and speech.response is None
+    video = route("GET", "/videos/{video_id}/content")
+    assert (video.media, video.kind) == (("video/mp4", "image/webp", "application/json"), "binary")
+    assert route("GET", "/skills/{skill_id}/content").kind == "binary"
+    sdp = route("POST", "/realtime/calls")
+    assert (sdp.media, sdp.kind) == (("application/sdp",), "text")
+    chat = route("POST", "/chat/completions")
+    assert (chat.media, chat.kind) == (("application/json", "text/event-stream"), "json")
+    deleted = route("DELETE", "/responses/{response_id}")  # the spec declares no body
+    assert (deleted.media, deleted.kind) == ((), "none")
+    assert {r.kind for r in ROUTES} == {"json", "binary", "text", "none"}
+    assert all(r.kind == "json" for r in ROUTES if r.response is not None)
+
+
+TRANSCRIPTION_JSON = """{
+  "text": "Hello there.",
+  "logprobs": [{"token": "Hello", "logprob": -0.01, "bytes": [72, 101, 108, 108, 111]}],
+  "usage": {"type": "tokens", "input_tokens": 14, "output_tokens": 4, "total_tokens": 18,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
+}"""
+
+TRANSCRIPTION_DIARIZED = """{
+  "task": "transcribe", "duration": 3.2, "text": "Hi. Hello.",
+  "segments": [
+    {"type": "transcript.text.segment", "id": "seg_1", "start": 0.0, "end": 1.1,
+     "text": "Hi.", "speaker": "A"},
+    {"type": "transcript.text.segment", "id": "seg_2", "start": 1.2, "end": 3.2,
+     "text": "Hello.", "speaker": "B"}
+  ],
+  "usage": {"type": "duration", "seconds": 4}
+}"""
+
+TRANSCRIPTION_VERBOSE = """{
+  "task": "transcribe", "language": "english", "duration": 2.5, "text": "Hello there.",
+  "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": 2.5, "text": " Hello there.",
+                "tokens": [50364, 2425, 456, 13], "temperature": 0.0, "avg_logprob": -0.28,
+                "compression_ratio": 0.8, "no_speech_prob": 0.01}],
+  "words": [{"word": "Hello", "start": 0.0, "end": 0.6}, {"word": "there", "start": 0.7, "end": 1.2}],
+  "usage": {"type": "duration", "seconds": 3}
+}"""
+
+
+def test_transcription_bodies_decode_with_one_merged_type() -> None:
+    """The spec's three untagged transcription objects are one merged struct: every form the
+    API sends decodes with the route's type and re-encodes to the same JSON."""
+    response = route("POST", "/audio/transcriptions").response
+    assert response.__name__ == "CreateTranscriptionResponse"
+    plain = roundtrip(response, TRANSCRIPTION_JSON)
+    assert type(plain.usage).__name__ == "TranscriptTextUsageTokens"
+    assert (plain.usage.input_tokens, plain.usage.output_tokens) == (14, 4)
+    assert plain.logprobs[0].token == "Hello" and plain.segments is msgspec.UNSET
+    diarized = roundtrip(response, TRANSCRIPTION_DIARIZED)
+    assert [(s.id, s.speaker) for s in diarized.segments] == [("seg_1", "A"), ("seg_2", "B")]
+    assert diarized.usage.seconds == 4
+    verbose = roundtrip(response, TRANSCRIPTION_VERBOSE)
+    # Segments of both kinds share one merged segment struct: integer or string ids.
+    assert type(verbose.segments[0]) is type(diarized.segments[0])
+    assert (verbose.segments[0].id, verbose.segments[0].tokens[0]) == (0, 50364)
+    assert [w.word for w in verbose.words] == ["Hello", "there"]
+    assert roundtrip(response, '{"text": "Hello there."}').text == "Hello there."
+
+
+def test_translation_and_file_batch_bodies_are_typed() -> None:
+    translation = route("POST", "/audio/translations").response
+    assert translation.__name__ == "CreateTranslationResponse"
+    verbose = roundtrip(
+        translation,
+        '{"language": "english", "duration": 1.5, "text": "Hi.",'
+        ' "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": 1.5, "text": "Hi.",'
+        ' "tokens": [1], "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.0,'
+        ' "no_speech_prob": 0.0}]}',
+    )
+    assert verbose.segments[0].end == 1.5
+    # `anyOf: [{required: [file_ids]}, {required: [files]}]` only constrains the object.
+    batch = route("POST", "/vector_stores/{vector_store_id}/file_batches").request
+    assert batch.__name__ == "CreateVectorStoreFileBatchRequest"
+    assert roundtrip(batch, '{"file_ids": ["file-1", "file-2"]}').file_ids == ["file-1", "file-2"]
+    files = roundtrip(
+        batch,
+        '{"files": [{"file_id": "file-1", "attributes": {"lang": "en", "n": 2}}],'
+        ' "chunking_strategy": {"type": "static", "static":'
+        ' {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}}',
+    )
+    assert files.files[0].file_id == "file-1"
+    assert type(files.chunking_strategy).__name__ == "StaticChunkingStrategyRequestParam"
+
+
+def test_input_items_without_a_common_tag_are_typed() -> None:
+    """`InputItem`'s members (the easy message has an optional `type`) merge into one struct."""
+    request = route("POST", "/responses").request
+    body = (
+        '{"model": "gpt-5", "input": ['
+        '{"role": "user", "content": "What is the weather?"},'
+        '{"type": "function_call", "call_id": "call_1", "name": "weather",'
+        ' "arguments": "{\\"city\\": \\"Paris\\"}"},'
+        '{"type": "function_call_output", "call_id": "call_1", "output": "sunny"},'
+        '{"role": "user", "content": [{"type": "input_text", "text": "Thanks"}]}]}'
+    )
+    value = roundtrip(request, body)
+    assert _raw_count(value) == 0
+    first, call, output, last = value.input
+    assert type(first).__name__ == "InputItem" and first.content == "What is the weather?"
+    assert (call.type, call.name, output.output) == ("function_call", "weather", "sunny")
+    assert type(last.content[0]).__name__ == "InputTextContent"
+    assert [location for location, _ in RAW_FALLBACKS] == [
+        "CreateRunRequest.tool_choice",
+        "CreateThreadAndRunRequest.tool_choice",
+        "RunObject.tool_choice",
+    ]
+
+
 # -- recorded corpus ------------------------------------------------------------------------------------
 
 
@@ -402,8 +519,30 @@ SYNTHETIC_SPEC: dict[str, Any] = {
                             },
                             "blob": {
                                 "oneOf": [
-                                    {"type": "object", "properties": {"a": {"type": "string"}}},
-                                    {"type": "object", "properties": {"b": {"type": "string"}}},
+                                    {
+                                        "type": "object",
+                                        "required": ["n"],
+                                        "properties": {
+                                            "a": {"type": "string"},
+                                            "n": {"type": "integer"},
+                                            "part": {
+                                                "type": "object",
+                                                "properties": {"x": {"type": "string"}},
+                                            },
+                                        },
+                                    },
+                                    {
+                                        "type": "object",
+                                        "required": ["n"],
+                                        "properties": {
+                                            "b": {"type": "string"},
+                                            "n": {"type": "string"},
+                                            "part": {
+                                                "type": "object",
+                                                "properties": {"y": {"type": "integer"}},
+                                            },
+                                        },
+                                    },
                                 ]
                             },
                             "first_event": {"$ref": "#/components/schemas/Started"},
@@ -502,10 +641,14 @@ def test_generator_on_a_synthetic_spec(
     )
     output = generate(Spec(SYNTHETIC_SPEC, commit="0" * 40), groups)
     write(output, tmp_path / "synth_schemas")
-    assert output.fallbacks == (("Thing.blob", "2 objects without a common tag (Thing)"),)
+    assert output.fallbacks == ()
     assert output.operations == 2
     text = output.files["things.py"]
     assert "ThingMeta" in text  # inline object: parent + field
+    # Two untagged objects merge into one struct; a field they type differently gets the union
+    # of both types, and two untagged objects there merge in turn.
+    assert "n: str | int | msgspec.UnsetType = msgspec.UNSET" in text
+    assert "part: ThingBlobPart | msgspec.UnsetType | None = msgspec.UNSET" in text
     assert "api_key_created: int | msgspec.UnsetType | None = msgspec.field(" in text
 
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -525,7 +668,8 @@ def test_generator_on_a_synthetic_spec(
         ' "filter": {"type": "and", "filters": [{"type": "eq", "value": 1.5},'
         ' {"type": "or", "filters": [{"type": "ne", "value": "x"}]}]},'
         ' "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "id": "9"}],'
-        ' "blob": {"a": "kept as raw"}, "first_event": {"type": "started", "at": 1}}'
+        ' "blob": {"a": "one", "n": 1, "part": {"x": "x", "y": 2}},'
+        ' "first_event": {"type": "started", "at": 1}}'
     )
     thing = roundtrip(things.Thing, body)
     assert thing.class_ == "c"
@@ -538,6 +682,9 @@ def test_generator_on_a_synthetic_spec(
     assert thing.filter.type == "and"
     assert [type(f).__name__ for f in thing.filter.filters] == ["ComparisonEq", "FilterOr"]
     assert [type(m).__name__ for m in thing.messages] == ["UserMessage", "ToolMessage"]
-    assert isinstance(thing.blob, msgspec.Raw)
+    assert type(thing.blob).__name__ == "ThingBlob"
+    assert (thing.blob.a, thing.blob.n, thing.blob.b) == ("one", 1, msgspec.UNSET)
+    assert (thing.blob.part.x, thing.blob.part.y) == ("x", 2)
+    assert roundtrip(things.ThingBlob, '{"b": "two", "n": "2"}').n == "2"
     assert isinstance(thing.first_event, things.Started)
     assert type(roundtrip(things.Event, '{"type": "stopped"}')).__name__ == "Stopped"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from proxy.decode import RouteTable, TypedView
 from proxy.exchange import Exchange
+from proxy.media import BinaryBody, TextBody
 from proxy.schemas.routes import ROUTES
 from proxy.sse import SseEvent, SseSplitter, is_event_stream
 from tests.support.corpus import CorpusExchange, load_corpus
@@ -145,3 +148,114 @@ def test_a_body_that_does_not_fit_the_types_becomes_a_note() -> None:
     assert len(exchange.notes) == 1
     assert "did not decode as CreateChatCompletionResponse" in exchange.notes[0]
     assert exchange.usage.model == "gpt-4o"  # the request still decoded
+
+
+# -- binary and text responses ---------------------------------------------------------------
+
+
+def _response(path: str, request: bytes, body: bytes, content_type: str | None) -> Exchange:
+    exchange = _exchange(path, request, 200, body, [])
+    exchange.response_headers = [] if content_type is None else [("content-type", content_type)]
+    return exchange
+
+
+SPEECH_REQUEST = b'{"model":"gpt-4o-mini-tts","input":"Hello","voice":"alloy"}'
+
+
+def test_a_binary_speech_response_is_described_not_decoded() -> None:
+    audio = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00" * 50
+    view = TypedView()
+    exchange = _response("/v1/audio/speech", SPEECH_REQUEST, audio, "audio/mpeg")
+    view.describe(exchange)
+    assert exchange.notes == [] and exchange.usage.model == "gpt-4o-mini-tts"
+    assert view.response_value(exchange) == BinaryBody(
+        content_type="audio/mpeg", size=len(audio), sha256=hashlib.sha256(audio).hexdigest()
+    )
+    # Without a Content-Type the route's declared media (application/octet-stream) decides.
+    bare = _response("/v1/audio/speech", SPEECH_REQUEST, audio, None)
+    view.describe(bare)
+    described = view.response_value(bare)
+    assert bare.notes == [] and isinstance(described, BinaryBody)
+    assert (described.content_type, described.size) == (None, len(audio))
+
+
+def test_recorded_speech_and_file_content_are_binary() -> None:
+    view = TypedView()
+    records = {r.id: r for r in load_corpus()}
+    for record_id in ("ruby-openai/speech_tts-1_test#0", "ruby-openai/files_fetch_image#0"):
+        record = records[record_id]
+        exchange = as_exchange(record)
+        view.describe(exchange)
+        data = record.response.body_bytes()
+        assert exchange.notes == [], record_id
+        assert view.response_value(exchange) == BinaryBody(
+            content_type=record.response.headers["content-type"],
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+
+SRT = b"1\n00:00:00,000 --> 00:00:02,000\nHello, world! This is a test.\n\n\n"
+VTT = b"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHello, world!\n\n"
+
+
+def test_text_transcripts_are_typed_as_text() -> None:
+    """`response_format=srt|vtt|text` answers `text/plain`, though the spec declares JSON."""
+    view = TypedView()
+    cases = [(SRT, "srt"), (VTT, "vtt"), (b"Hello, world!\n", "plain")]
+    for body, text_format in cases:
+        exchange = _response("/v1/audio/transcriptions", b"", body, "text/plain; charset=utf-8")
+        view.describe(exchange)
+        value = view.response_value(exchange)
+        assert exchange.notes == [], text_format
+        assert isinstance(value, TextBody)
+        assert (value.format, value.text, value.size) == (text_format, body.decode(), len(body))
+        assert value.sha256 == hashlib.sha256(body).hexdigest()
+    # Text that is not valid in its charset is a real failure: described as bytes, with a note.
+    broken = _response("/v1/audio/transcriptions", b"", b"\xff\xfe\xfa", "text/plain")
+    assert isinstance(view.response_value(broken), BinaryBody)
+    assert len(broken.notes) == 1 and "not text" in broken.notes[0]
+
+
+def test_transcription_json_usage_reaches_the_typed_columns() -> None:
+    view = TypedView()
+    tokens = _response(
+        "/v1/audio/transcriptions",
+        b"",
+        b'{"text":"Hello.","usage":{"type":"tokens","input_tokens":14,"output_tokens":4,'
+        b'"total_tokens":18,"input_token_details":{"text_tokens":0,"audio_tokens":14}}}',
+        "application/json",
+    )
+    view.describe(tokens)
+    assert tokens.notes == []
+    assert (tokens.usage.input_tokens, tokens.usage.output_tokens) == (14, 4)
+    assert type(view.response_value(tokens)).__name__ == "CreateTranscriptionResponse"
+    verbose = _response(
+        "/v1/audio/translations",
+        b"",
+        b'{"language":"english","duration":1.5,"text":"Hi.","segments":[{"id":0,"seek":0,'
+        b'"start":0.0,"end":1.5,"text":"Hi.","tokens":[1],"temperature":0.0,'
+        b'"avg_logprob":-0.2,"compression_ratio":1.0,"no_speech_prob":0.0}]}',
+        "application/json",
+    )
+    view.describe(verbose)
+    assert verbose.notes == [] and verbose.usage.input_tokens is None
+    assert view.response_value(verbose).segments[0].end == 1.5
+
+
+def test_every_recorded_non_json_response_is_described() -> None:
+    view = TypedView()
+    kinds: dict[str, int] = {}
+    for record in load_corpus():
+        exchange = as_exchange(record)
+        content_type = record.response.headers.get("content-type", "")
+        if exchange.stream or exchange.status >= 400 or "json" in content_type:
+            continue
+        if not exchange.response_body:
+            continue
+        value = view.response_value(exchange)
+        assert isinstance(value, (BinaryBody, TextBody)), record.id
+        kinds[type(value).__name__] = kinds.get(type(value).__name__, 0) + 1
+        assert exchange.notes == [], record.id
+    # Speech audio and file content; transcripts, SDP answers and container file text.
+    assert kinds == {"BinaryBody": 9, "TextBody": 6}

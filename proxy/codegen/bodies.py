@@ -4,7 +4,8 @@ the multipart form of a request sent as ``multipart/form-data``.
 Shared by the grouping (:mod:`~proxy.codegen.groups`, whose roots these schemas are) and the
 route table (:mod:`~proxy.codegen.routes`). Multipart, binary and text bodies have no schema
 here: only ``application/json``, ``text/event-stream`` and ``multipart/form-data`` content is
-looked at (a multipart schema's ``format: binary`` properties become ``FormFile``).
+looked at (a multipart schema's ``format: binary`` properties become ``FormFile``); the media
+types of the success responses are listed as they are declared.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class RouteRow:
 
     ``events`` is set instead of using ``stream`` directly when the stream's events are told
     apart by their SSE ``event:`` name: (event name, schema of its ``data:``) pairs.
+    ``media`` lists the content types of the 2xx responses, by status then as declared.
     """
 
     method: str
@@ -43,6 +45,7 @@ class RouteRow:
     stream: str | None
     events: tuple[tuple[str, str], ...] | None = None
     form: str | None = None
+    media: tuple[str, ...] = ()
 
     def schemas(self) -> list[str]:
         """Every schema the operation's bodies are decoded with."""
@@ -105,11 +108,15 @@ def route_row(spec: Spec, op: Operation) -> RouteRow:
         request = _schema_name(_deref(spec, body).get("content") or {}, JSON_MEDIA)
         form = _schema_name(_deref(spec, body).get("content") or {}, FORM_MEDIA)
     response = stream = None
+    media: dict[str, None] = {}
     for status, resp in sorted((op.node.get("responses") or {}).items(), key=lambda kv: str(kv[0])):
         content = _deref(spec, resp).get("content") or {}
         if str(status).startswith("2"):
             response = response or _schema_name(content, JSON_MEDIA)
             stream = stream or _schema_name(content, SSE_MEDIA)
+            media.update(dict.fromkeys(str(m) for m in content))
     operation_id = str(op.node.get("operationId") or "")
     events = named_events(spec, stream) if stream is not None else None
-    return RouteRow(op.method, op.path, operation_id, request, response, stream, events, form)
+    return RouteRow(
+        op.method, op.path, operation_id, request, response, stream, events, form, tuple(media)
+    )

@@ -1,7 +1,8 @@
 """``python -m proxy.codegen --coverage``: a Markdown table of typed coverage per API group.
 
 Per group: operations, how many have a request / response / stream / form type in the generated
-route table, structs and union aliases in its module, and how many corpus exchanges call it.
+route table, how many declare a binary or text success response (`Route.kind`), structs and
+union aliases in its module, and how many corpus exchanges call it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from proxy.codegen.bodies import route_row
 from proxy.codegen.generate import Output
 from proxy.codegen.groups import module_of_path
 from proxy.codegen.loader import Spec
+from proxy.media import route_kind
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -40,7 +42,7 @@ def coverage_table(spec: Spec, output: Output, calls: Sequence[tuple[str, str]])
     for op in spec.operations():
         row = route_row(spec, op)
         module = module_of_path(op.path)
-        counts = rows.setdefault(module, [0, 0, 0, 0, 0, 0])
+        counts = rows.setdefault(module, [0, 0, 0, 0, 0, 0, 0])
         counts[0] += 1
         typed = [
             plan.lookup_schema(s) is not None if s else False for s in (row.request, row.response)
@@ -52,6 +54,7 @@ def coverage_table(spec: Spec, output: Output, calls: Sequence[tuple[str, str]])
         counts[2] += typed[1]
         counts[3] += stream
         counts[4] += row.form is not None and plan.lookup_schema(row.form) is not None
+        counts[5] += route_kind(row.media) in ("binary", "text")
         template = op.path.split("?")[0]
         literal = sum(not part.startswith("{") for part in template.split("/"))
         templates.append((op.method, _template_regex(template), module, literal))
@@ -59,26 +62,26 @@ def coverage_table(spec: Spec, output: Output, calls: Sequence[tuple[str, str]])
     for method, path in calls:
         for t_method, regex, module, _ in templates:
             if t_method == method and regex.match(path):
-                rows[module][5] += 1
+                rows[module][6] += 1
                 break
     lines = [
         "| group | operations | request types | response types | stream types | form types "
-        "| structs | unions | corpus exchanges |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| binary / text responses | structs | unions | corpus exchanges |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    total = [0] * 8
+    total = [0] * 9
     for module in sorted(rows):
         counts = rows[module]
         stats = output.stats.get(module)
         structs, aliases = (stats.structs, stats.aliases) if stats else (0, 0)
-        values = [*counts[:5], structs, aliases, counts[5]]
+        values = [*counts[:6], structs, aliases, counts[6]]
         total = [a + b for a, b in zip(total, values, strict=True)]
         lines.append(f"| `{module}` | " + " | ".join(str(v) for v in values) + " |")
     for module in ("errors", "_shared"):
         stats = output.stats.get(module)
         if stats:
-            total[5] += stats.structs
-            total[6] += stats.aliases
-            lines.append(f"| `{module}` | | | | | | {stats.structs} | {stats.aliases} | |")
+            total[6] += stats.structs
+            total[7] += stats.aliases
+            lines.append(f"| `{module}` | | | | | | | {stats.structs} | {stats.aliases} | |")
     lines.append("| **total** | " + " | ".join(f"**{v}**" for v in total) + " |")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from proxy.codegen.emit import Header, literal, render_data_module
 from proxy.codegen.layout import INDENT, LINE_LENGTH
 from proxy.codegen.loader import Node, Spec, child
-from proxy.codegen.model import StructDef
+from proxy.codegen.model import DefKey, StructDef
 from proxy.codegen.plan import Plan
 from proxy.codegen.schema import Kind, Leaf, expand, kind_of, merged_object, tag_values
 
@@ -60,16 +60,29 @@ def _add_values(spec: Spec, leaf: Leaf, values: dict[str, None]) -> bool:
     return True
 
 
+def _field_values(spec: Spec, key: DefKey, name: str) -> tuple[str, ...] | None:
+    """The known values of a struct's field; for a merged struct, of every member's field."""
+    values: dict[str, None] = {}
+    for pointer in key.members or (key.pointer,):
+        properties = merged_object(spec, pointer, spec.node(pointer)).properties
+        if name not in properties:
+            continue
+        last = properties[name][-1]
+        found = known_values(spec, last.pointer, last.node)
+        if found is None:
+            return None
+        values.update(dict.fromkeys(found))
+    return tuple(values) if values else None
+
+
 def collect_enums(spec: Spec, plan: Plan) -> tuple[EnumRow, ...]:
     """(struct name, JSON field name, values) for every enumerated field, sorted by name."""
     rows: list[EnumRow] = []
     for key, definition in plan.definitions.items():
         if not isinstance(definition, StructDef):
             continue
-        merged = merged_object(spec, key.pointer, spec.node(key.pointer))
         for field in definition.fields:
-            last = merged.properties[field.json_name][-1]
-            values = known_values(spec, last.pointer, last.node)
+            values = _field_values(spec, key, field.json_name)
             if values is not None:
                 rows.append((plan.names[key], field.json_name, values))
     return tuple(sorted(rows))

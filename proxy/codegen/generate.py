@@ -53,7 +53,9 @@ def translate(spec: Spec, groups: Sequence[Group], *, optional_is_nullable: bool
     for group in groups:
         keys = (translator.try_root(child(SCHEMAS_POINTER, name)) for name in group.roots)
         roots[group.module] = tuple(k for k in keys if k is not None)
-    return make_plan(translator.definitions(), translator.fixed_tags(), roots)
+    return make_plan(
+        translator.definitions(), translator.fixed_tags(), roots, translator.stand_ins()
+    )
 
 
 def collect_fallbacks(plan: Plan) -> tuple[tuple[str, str], ...]:

@@ -8,6 +8,8 @@ source text.
 A definition is identified by a :class:`DefKey`: the JSON pointer of the schema node it comes
 from, plus the tag it carries when it is a member of a tagged union. One schema node can
 therefore give several definitions (an untagged struct and one tagged variant per tag value).
+A merged struct (the objects of a union that no property tags, as one struct) is identified by
+the pointers of the object schemas it merges; its pointer is the union's, which names it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ PrimKind = Literal["str", "int", "float", "bool", "any", "file"]
 
 @dataclass(frozen=True, order=True, slots=True)
 class DefKey:
-    """Identity of a generated definition: schema pointer plus optional union tag."""
+    """Identity of a generated definition: schema pointer plus optional union tag, or the
+    object schemas a merged struct combines (``members``, empty for every other struct)."""
 
     pointer: str
     tag_field: str | None = None
     tag: str | None = None
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

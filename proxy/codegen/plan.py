@@ -2,6 +2,7 @@
 
 * A schema whose only tagged variant has a required, single-valued tag needs no separate
   untagged struct: the tagged variant stands in for it (it decodes the same documents).
+  Likewise a component union that is one merged struct is looked up as that struct.
 * Names: component schemas keep their names, inline schemas get derived names, tagged
   variants of a schema that needs several classes get the tag value appended. Collisions
   are resolved with numeric suffixes in a fixed order, so names are stable.
@@ -58,11 +59,11 @@ def make_plan(
     definitions: Mapping[DefKey, Definition],
     fixed_tags: Iterable[DefKey],
     group_roots: Mapping[str, tuple[DefKey, ...]],
+    stand_ins: Mapping[DefKey, DefKey] | None = None,
 ) -> Plan:
-    """Collapse, name and place ``definitions``."""
-    aliases = _collapse(definitions, frozenset(fixed_tags))
+    """Collapse, name and place ``definitions`` (``stand_ins``: extra key -> final key)."""
+    aliases = {**_collapse(definitions, frozenset(fixed_tags)), **(stand_ins or {})}
     final = {k: d for k, d in definitions.items() if k not in aliases}
-    names = _names(final)
 
     def resolve(key: DefKey) -> DefKey:
         return aliases.get(key, key)
@@ -79,14 +80,14 @@ def make_plan(
             seen.add(key)
             reached.setdefault(key, set()).add(module)
             stack.extend(resolve(k) for k in definition_refs(final[key]))
+    # Typing a merged struct's field translates each member's type before their union
+    # replaces them; what only those used is left unreached and is not emitted (or named).
+    final = {k: d for k, d in final.items() if k in reached}
     modules = {
         key: next(iter(groups)) if len(groups) == 1 else SHARED_MODULE
         for key, groups in reached.items()
     }
-    unreached = set(final) - set(modules)
-    if unreached:
-        raise ValueError(f"definitions not reachable from any group: {sorted(unreached)[:5]}")
-    return Plan(final, aliases, names, modules, roots)
+    return Plan(final, aliases, _names(final), modules, roots)
 
 
 def _collapse(

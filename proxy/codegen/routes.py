@@ -9,6 +9,7 @@ from proxy.codegen.emit import Header, literal, render_data_module
 from proxy.codegen.layout import Call, call_lines
 from proxy.codegen.loader import Spec
 from proxy.codegen.plan import Plan
+from proxy.media import route_kind
 
 #: The error envelope (`{"error": {...}}`) of every OpenAI error response. A few operations
 #: declare the bare inner object for a 404 in the spec, but the API sends the envelope
@@ -39,9 +40,15 @@ not for JSON. An operation that also accepts JSON keeps that body's type in `req
 is `None` for every operation without a multipart body.
 
 A reference is `None` when that body is not JSON (or, for `form`, not multipart): binary and
-text responses (audio, file and video content, zip archives, SRT, VTT and plain-text
-transcripts, SDP), or a bare JSON string. Types are references, not strings: a `Struct` class
-or a union alias, ready for `msgspec.json.Decoder(...)`."""
+text responses (audio, file and video content, zip archives, SDP), or a bare JSON string.
+Types are references, not strings: a `Struct` class or a union alias, ready for
+`msgspec.json.Decoder(...)`.
+
+`media` lists the content types the spec declares for the success (2xx) responses, by status
+then in declared order (with the event streams `proxy.codegen.overrides` adds); `kind` is what
+the first of them that is not an event stream holds: `json`, `text` (`text/*`, SDP), `binary`
+(audio, images, video, zip, octet streams); `sse` when an event stream is all it declares,
+`none` when it declares no body (see `proxy.media.route_kind`)."""
 
 ROUTE_CLASS = """\
 class Route(NamedTuple):
@@ -53,12 +60,20 @@ class Route(NamedTuple):
     stream: Any
     error: Any
     events: Mapping[str, Any] | None
-    form: Any = None"""
+    form: Any = None
+    media: tuple[str, ...] = ()
+    kind: str = "none"
+"""
 
 
 def events_constant(schema: str) -> str:
     """The name of the module-level mapping for an event-named stream schema."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", schema).upper()
+
+
+def _media_literal(media: tuple[str, ...]) -> str:
+    items = ", ".join(literal(m) for m in media)
+    return f"({items},)" if len(media) == 1 else f"({items})"
 
 
 _METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
@@ -106,6 +121,8 @@ def render_routes(spec: Spec, plan: Plan, header: Header) -> tuple[str, int]:
             ref(DEFAULT_ERROR_SCHEMA),
             events,
             ref(row.form),
+            _media_literal(row.media),
+            literal(route_kind(row.media)),
         )
         body += call_lines(Call("Route", args), "    ", "", ",")
     body.append(")")

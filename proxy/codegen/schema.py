@@ -73,6 +73,24 @@ _PRIMITIVES: Mapping[str, Kind] = MappingProxyType(
     {"string": Kind.STR, "integer": Kind.INT, "number": Kind.FLOAT, "boolean": Kind.BOOL}
 )
 _UNION_KEYS = ("oneOf", "anyOf")
+#: Keywords that give a schema a shape. A ``oneOf``/``anyOf`` whose members have none of them
+#: (only ``required`` lists, say) constrains the object around it without adding alternatives.
+_SHAPE_KEYS = frozenset(
+    {
+        "$ref",
+        "$recursiveRef",
+        "type",
+        "properties",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "nullable",
+        "oneOf",
+        "anyOf",
+        "allOf",
+    }
+)
 
 
 def deref(spec: Spec, pointer: str, node: Node) -> tuple[str, Node] | None:
@@ -122,7 +140,7 @@ def _expand(spec: Spec, pointer: str, node: Node, deep: bool, busy: frozenset[st
     if _is_alias_allof(node):
         out.add(_expand(spec, child(pointer, "allOf", 0), node["allOf"][0], deep, busy))
         return out
-    members = [(key, m) for key in _UNION_KEYS for m in enumerate(node.get(key) or [])]
+    members = [(key, m) for key in _UNION_KEYS for m in enumerate(_union_members(node, key))]
     if members:
         disc = node.get("discriminator")
         if isinstance(disc, Mapping) and isinstance(disc.get("propertyName"), str):
@@ -152,9 +170,16 @@ def _expand(spec: Spec, pointer: str, node: Node, deep: bool, busy: frozenset[st
     return out
 
 
+def _union_members(node: Node, key: str) -> list[Any]:
+    """The members of a node's ``oneOf``/``anyOf``; none when they only constrain the node."""
+    members = node.get(key) or []
+    shaped = any(not isinstance(m, Mapping) or _SHAPE_KEYS.intersection(m) for m in members)
+    return list(members) if shaped else []
+
+
 def is_union(node: Node) -> bool:
     """Whether a node has several alternatives (or is a nullable wrapper around one)."""
-    if any(node.get(k) for k in _UNION_KEYS):
+    if any(_union_members(node, k) for k in _UNION_KEYS):
         return True
     if isinstance(node.get("type"), list):
         return True
@@ -189,7 +214,7 @@ def allof_has_union(spec: Spec, pointer: str, node: Node) -> bool:
     for i, part in enumerate(node.get("allOf") or []):
         target = deref(spec, child(pointer, "allOf", i), part)
         tnode = target[1] if target else part
-        if any(tnode.get(k) for k in _UNION_KEYS):
+        if any(_union_members(tnode, k) for k in _UNION_KEYS):
             return True
         if "allOf" in tnode and allof_has_union(spec, target[0] if target else pointer, tnode):
             return True

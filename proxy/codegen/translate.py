@@ -11,6 +11,10 @@ msgspec's union rules drive the translation of ``oneOf``/``anyOf``:
 * at most one object-like type may appear, unless every object alternative is a struct and
   they can all be told apart by one property holding a string constant (the tag). Such
   unions become tagged structs: one variant per (schema, tag value).
+* structs that no property tags become one merged struct holding every member's fields
+  (sound because every field is optional). A field the members type differently gets the
+  union of their alternatives, translated by these same rules (so two untagged structs there
+  merge in turn).
 
 Whatever cannot be expressed becomes ``msgspec.Raw`` with a reason (see :class:`RawJson`).
 
@@ -48,6 +52,7 @@ from proxy.codegen.schema import (
     Alternatives,
     Kind,
     Leaf,
+    MergedObject,
     expand,
     kind_of,
     merged_object,
@@ -76,6 +81,9 @@ class Translator:
         self._typed: dict[str, Typed] = {}
         self._named: dict[str, Typed] = {}
         self._busy: set[str] = set()
+        self._merges: dict[tuple[str, ...], DefKey] = {}
+        self._merge_names: dict[DefKey, str] = {}
+        self._stand_ins: dict[DefKey, DefKey] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -105,6 +113,10 @@ class Translator:
         Such a variant can stand in for the untagged struct of the same schema.
         """
         return frozenset(self._fixed_tags)
+
+    def stand_ins(self) -> dict[DefKey, DefKey]:
+        """Component unions that are one merged struct: the union's key -> the struct's key."""
+        return dict(self._stand_ins)
 
     # -- types ----------------------------------------------------------------------------
 
@@ -152,6 +164,8 @@ class Translator:
                 result = Typed(DefRef(key))
             else:
                 result = inner
+                if isinstance(inner.expr, DefRef) and inner.expr.key.members:
+                    self._stand_ins[DefKey(pointer)] = inner.expr.key
         self._named[pointer] = result
         return result
 
@@ -230,12 +244,9 @@ class Translator:
             else:
                 tagged = self._tagged(structs, alts.discriminators)
                 if tagged is None:
-                    return Typed(
-                        RawJson(
-                            f"{len(structs)} objects without a common tag ({_component(where)})"
-                        )
-                    )
-                members.extend(DefRef(k) for k in tagged)
+                    members.append(DefRef(self._merged(structs, where, alone=not members)))
+                else:
+                    members.extend(DefRef(k) for k in tagged)
         if len(members) == 1:
             return Typed(members[0], alts.nullable)
         return Typed(UnionOf(tuple(members)), alts.nullable)
@@ -298,6 +309,49 @@ class Translator:
                 return keys
         return None
 
+    # -- merged structs ----------------------------------------------------------------------
+
+    def _merged(self, structs: list[Leaf], where: str, *, alone: bool) -> DefKey:
+        """The merged struct of untagged ``structs``.
+
+        There is one per list of members, named after the union (at ``where``) that first
+        needs it, so names do not depend on how many places use it; ``Object`` is appended
+        when that union has other alternatives too, as its alias takes the plain name.
+        """
+        pointers = tuple(leaf.pointer for leaf in structs)
+        key = self._merges.get(pointers)
+        if key is None:
+            key = self._merges[pointers] = DefKey(where, members=pointers)
+            name = base_name(self._spec, where)
+            self._merge_names[key] = name if alone else name + "Object"
+            self._schedule(key)
+        return key
+
+    def _build_merged(self, key: DefKey) -> StructDef:
+        spec = self._spec
+        objects = [merged_object(spec, p, spec.node(p)) for p in key.members]
+        required = set.intersection(*(o.required for o in objects))
+        names = dict.fromkeys(name for o in objects for name in o.properties)
+        fields: list[FieldDef] = []
+        for name in names:
+            holders = [o for o in objects if name in o.properties]
+            typed = self._merged_field(holders, name, child(key.pointer, "properties", name))
+            fields.append(FieldDef(name, self._optional(typed, name in required)))
+        return StructDef(key, self._merge_names[key], tuple(fields))
+
+    def _merged_field(self, holders: list[MergedObject], name: str, where: str) -> Typed:
+        """One field of a merged struct: the members' common type, else their union."""
+        typeds = [self._property_typed(o, name) for o in holders]
+        nullable = any(t.nullable for t in typeds)
+        if all(t.expr == typeds[0].expr for t in typeds):
+            return Typed(typeds[0].expr, nullable)
+        alts = Alternatives()
+        for obj in holders:
+            last = obj.properties[name][-1]
+            alts.add(expand(self._spec, last.pointer, last.node, deep=True))
+        union = self._alternatives(alts, where)
+        return Typed(union.expr, union.nullable or nullable)
+
     # -- structs ---------------------------------------------------------------------------
 
     def _schedule(self, key: DefKey) -> DefKey:
@@ -312,23 +366,32 @@ class Translator:
             self._defs[key] = self._build_struct(key)
 
     def _build_struct(self, key: DefKey) -> StructDef:
+        if key.members:
+            return self._build_merged(key)
         node = self._spec.node(key.pointer)
         merged = merged_object(self._spec, key.pointer, node)
         fields: list[FieldDef] = []
-        for name, defs in merged.properties.items():
+        for name in merged.properties:
             if name == key.tag_field:
                 continue
-            last = defs[-1]
-            typed = self.typed_of(last.pointer, last.node)
-            nullable = typed.nullable or any(
-                self.typed_of(d.pointer, d.node).nullable for d in defs[:-1]
-            )
-            if self._optional_is_nullable and name not in merged.required:
-                nullable = True
-            if nullable != typed.nullable:
-                typed = Typed(typed.expr, nullable)
-            fields.append(FieldDef(name, typed))
+            typed = self._property_typed(merged, name)
+            fields.append(FieldDef(name, self._optional(typed, name in merged.required)))
         return StructDef(key, base_name(self._spec, key.pointer), tuple(fields))
+
+    def _property_typed(self, merged: MergedObject, name: str) -> Typed:
+        """A property's type (the last ``allOf`` part's), nullable if any part allows null."""
+        defs = merged.properties[name]
+        last = defs[-1]
+        typed = self.typed_of(last.pointer, last.node)
+        if not typed.nullable and any(self.typed_of(d.pointer, d.node).nullable for d in defs[:-1]):
+            return Typed(typed.expr, True)
+        return typed
+
+    def _optional(self, typed: Typed, required: bool) -> Typed:
+        """By default, a property an object does not require also accepts null."""
+        if self._optional_is_nullable and not required and not typed.nullable:
+            return Typed(typed.expr, True)
+        return typed
 
 
 def _is_binary(node: Node) -> bool:

@@ -46,71 +46,7 @@ MODULES: tuple[str, ...] = (
     "_forms",
 )
 RAW_FALLBACKS: tuple[tuple[str, str], ...] = (
-    (
-        "BetaCompactResponseMethodPublicBody.input",
-        "35 objects without a common tag (BetaInputItem)",
-    ),
-    ("BetaCreateResponse.input", "35 objects without a common tag (BetaInputItem)"),
-    ("BetaResponse.instructions", "35 objects without a common tag (BetaInputItem)"),
-    ("BetaResponseItemList.data", "32 objects without a common tag (BetaItemResource)"),
-    ("BetaTokenCountsBody.input", "35 objects without a common tag (BetaInputItem)"),
-    ("CompactResponseMethodPublicBody.input", "32 objects without a common tag (InputItem)"),
-    ("CreateConversationBody.items", "32 objects without a common tag (InputItem)"),
-    ("CreateConversationItemsRequest.items", "32 objects without a common tag (InputItem)"),
-    (
-        "CreateEvalCompletionsRunDataSourceInputMessagesTemplate.template",
-        "2 objects without a common tag (CreateEvalCompletionsRunDataSource)",
-    ),
-    ("CreateEvalLabelModelGrader.input", "2 objects without a common tag (CreateEvalItem)"),
-    (
-        "CreateEvalResponsesRunDataSourceInputMessagesTemplate.template",
-        "2 objects without a common tag (CreateEvalResponsesRunDataSource)",
-    ),
-    ("CreateResponse.input", "32 objects without a common tag (InputItem)"),
     ("CreateRunRequest.tool_choice", "allOf over a union (CreateRunRequest)"),
     ("CreateThreadAndRunRequest.tool_choice", "allOf over a union (CreateThreadAndRunRequest)"),
-    (
-        "RealtimeSessionCreateRequestGA.tools",
-        "2 objects without a common tag (RealtimeSessionCreateRequestGA)",
-    ),
-    (
-        "RealtimeSessionCreateRequestGAAudioInput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeSessionCreateRequestGAAudioOutput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeSessionCreateResponseAudioInput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeSessionCreateResponseAudioOutput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeSessionCreateResponseGA.tools",
-        "2 objects without a common tag (RealtimeSessionCreateResponseGA)",
-    ),
-    (
-        "RealtimeSessionCreateResponseGAAudioInput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeSessionCreateResponseGAAudioOutput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeTranscriptionSessionCreateRequestGAAudioInput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    (
-        "RealtimeTranscriptionSessionCreateResponseGAAudioInput.format",
-        "3 objects without a common tag (RealtimeAudioFormats)",
-    ),
-    ("Response.instructions", "32 objects without a common tag (InputItem)"),
-    ("ResponseItemList.data", "29 objects without a common tag (ItemResource)"),
     ("RunObject.tool_choice", "allOf over a union (RunObject)"),
-    ("TokenCountsBody.input", "32 objects without a common tag (InputItem)"),
 )

@@ -7,8 +7,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,20 @@ class ApplyPatchCreateFileOperation(
     diff: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class ApplyPatchCreateFileOperationParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="create_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+    diff: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class ApplyPatchDeleteFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="delete_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApplyPatchDeleteFileOperationParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="delete_file"
 ):
     path: str | msgspec.UnsetType = msgspec.UNSET
@@ -77,6 +91,13 @@ class ApplyPatchToolParam(
 
 
 class ApplyPatchUpdateFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="update_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+    diff: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApplyPatchUpdateFileOperationParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="update_file"
 ):
     path: str | msgspec.UnsetType = msgspec.UNSET
@@ -638,7 +659,19 @@ class FunctionShellCallOutputExitOutcome(
     exit_code: int | msgspec.UnsetType = msgspec.UNSET
 
 
+class FunctionShellCallOutputExitOutcomeParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="exit"
+):
+    exit_code: int | msgspec.UnsetType = msgspec.UNSET
+
+
 class FunctionShellCallOutputTimeoutOutcome(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="timeout"
+):
+    pass
+
+
+class FunctionShellCallOutputTimeoutOutcomeParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="timeout"
 ):
     pass
@@ -811,6 +844,214 @@ class InputImageContent(
     file_id: str | msgspec.UnsetType | None = msgspec.UNSET
     detail: str | msgspec.UnsetType = msgspec.UNSET
     prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    role: str | msgspec.UnsetType | None = msgspec.UNSET
+    content: (
+        str
+        | list[
+            InputTextContent
+            | InputImageContent
+            | InputFileContent
+            | OutputTextContent
+            | RefusalContent
+            | ReasoningTextContent
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    phase: str | msgspec.UnsetType | None = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+    id: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    results: list[FileSearchToolCallResults] | msgspec.UnsetType | None = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    action: InputItemAction | msgspec.UnsetType | None = msgspec.UNSET
+    actions: list[ComputerAction] | msgspec.UnsetType | None = msgspec.UNSET
+    pending_safety_checks: list[ComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    output: str | list[InputItemOutput] | ComputerScreenshotImage | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    acknowledged_safety_checks: list[ComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    caller: InputItemCaller | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    arguments: str | dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    tools: list[InputItemTools] | msgspec.UnsetType | None = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType | None = msgspec.UNSET
+    summary: list[SummaryTextContent] | msgspec.UnsetType | None = msgspec.UNSET
+    result: str | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    revised_prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+    container_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    outputs: (
+        list[CodeInterpreterOutputLogs | CodeInterpreterOutputImage] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    environment: LocalEnvironmentParam | ContainerReferenceParam | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+    operation: ApplyPatchOperationParam | msgspec.UnsetType | None = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    error: str | MCPProtocolError | MCPToolExecutionError | HTTPError | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    approval_request_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    approve: bool | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | msgspec.UnsetType | None = msgspec.UNSET
+    fingerprint: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItemAction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    button: str | msgspec.UnsetType | None = msgspec.UNSET
+    x: int | msgspec.UnsetType | None = msgspec.UNSET
+    y: int | msgspec.UnsetType | None = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    path: list[CoordParam] | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_x: int | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_y: int | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    query: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    sources: list[WebSearchActionSearchSources] | msgspec.UnsetType | None = msgspec.UNSET
+    url: str | msgspec.UnsetType | None = msgspec.UNSET
+    pattern: str | msgspec.UnsetType | None = msgspec.UNSET
+    command: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    timeout_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    working_directory: str | msgspec.UnsetType | None = msgspec.UNSET
+    env: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+    commands: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItemCaller(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    caller_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItemOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: InputItemOutputPromptCacheBreakpoint | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    stdout: str | msgspec.UnsetType | None = msgspec.UNSET
+    stderr: str | msgspec.UnsetType | None = msgspec.UNSET
+    outcome: FunctionShellCallOutputOutcomeParam | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItemOutputPromptCacheBreakpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    mode: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class InputItemTools(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    output_schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    vector_store_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    max_num_results: int | msgspec.UnsetType | None = msgspec.UNSET
+    ranking_options: RankingOptions | msgspec.UnsetType | None = msgspec.UNSET
+    filters: InputItemToolsFilters | msgspec.UnsetType | None = msgspec.UNSET
+    environment: (
+        str
+        | ContainerAutoParam
+        | LocalEnvironmentParam
+        | ContainerReferenceParam
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    display_width: int | msgspec.UnsetType | None = msgspec.UNSET
+    display_height: int | msgspec.UnsetType | None = msgspec.UNSET
+    external_web_access: bool | msgspec.UnsetType | None = msgspec.UNSET
+    user_location: InputItemToolsUserLocation | msgspec.UnsetType | None = msgspec.UNSET
+    search_context_size: str | msgspec.UnsetType | None = msgspec.UNSET
+    return_token_budget: str | msgspec.UnsetType | None = msgspec.UNSET
+    search_content_types: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    connector_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    tunnel_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    authorization: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_description: str | msgspec.UnsetType | None = msgspec.UNSET
+    headers: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_tools: list[str] | MCPToolFilter | msgspec.UnsetType | None = msgspec.UNSET
+    require_approval: str | MCPToolRequireApprovalOption0 | msgspec.UnsetType | None = msgspec.UNSET
+    container: str | AutoCodeInterpreterToolParam | msgspec.UnsetType | None = msgspec.UNSET
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_compression: int | msgspec.UnsetType | None = msgspec.UNSET
+    moderation: str | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_fidelity: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_image_mask: ImageGenToolInputImageMask | msgspec.UnsetType | None = msgspec.UNSET
+    partial_images: int | msgspec.UnsetType | None = msgspec.UNSET
+    action: str | msgspec.UnsetType | None = msgspec.UNSET
+    n: int | msgspec.UnsetType | None = msgspec.UNSET
+    format: CustomTextFormatParam | CustomGrammarFormatParam | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    tools: list[FunctionToolParam | CustomToolParam] | msgspec.UnsetType | None = msgspec.UNSET
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    annotations: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItemToolsFilters(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    key: str | msgspec.UnsetType | None = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType | None = msgspec.UNSET
+    filters: (
+        list[
+            ComparisonFilterEq
+            | ComparisonFilterNe
+            | ComparisonFilterGt
+            | ComparisonFilterGte
+            | ComparisonFilterLt
+            | ComparisonFilterLte
+            | ComparisonFilterIn
+            | ComparisonFilterNin
+            | CompoundFilterAnd
+            | CompoundFilterOr
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    allowed_domains: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class InputItemToolsUserLocation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    country: str | msgspec.UnsetType | None = msgspec.UNSET
+    region: str | msgspec.UnsetType | None = msgspec.UNSET
+    city: str | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class InputTextContent(
@@ -1355,6 +1596,11 @@ class WebSearchToolWebSearch20250826(
 
 
 Annotation: TypeAlias = FileCitationBody | UrlCitationBody | ContainerFileCitationBody | FilePath
+ApplyPatchOperationParam: TypeAlias = (
+    ApplyPatchCreateFileOperationParam
+    | ApplyPatchDeleteFileOperationParam
+    | ApplyPatchUpdateFileOperationParam
+)
 AssistantsApiResponseFormatOption: TypeAlias = (
     str | ResponseFormatText | ResponseFormatJsonObject | ResponseFormatJsonSchema
 )
@@ -1393,6 +1639,9 @@ Filters: TypeAlias = (
     | CompoundFilterOr
 )
 FunctionAndCustomToolCallOutput: TypeAlias = InputTextContent | InputImageContent | InputFileContent
+FunctionShellCallOutputOutcomeParam: TypeAlias = (
+    FunctionShellCallOutputTimeoutOutcomeParam | FunctionShellCallOutputExitOutcomeParam
+)
 MCPToolCallError: TypeAlias = MCPProtocolError | MCPToolExecutionError | HTTPError
 TextResponseFormatConfiguration: TypeAlias = (
     ResponseFormatText | TextResponseFormatJsonSchema | ResponseFormatJsonObject

@@ -9,13 +9,12 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import msgspec
 
@@ -85,13 +84,59 @@ class CreateAssistantRequestToolResources(msgspec.Struct, kw_only=True, omit_def
     code_interpreter: (
         CreateAssistantRequestToolResourcesCodeInterpreter | msgspec.UnsetType | None
     ) = msgspec.UNSET
-    file_search: Any | msgspec.UnsetType = msgspec.UNSET
+    file_search: CreateAssistantRequestToolResourcesFileSearch | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
 
 
 class CreateAssistantRequestToolResourcesCodeInterpreter(
     msgspec.Struct, kw_only=True, omit_defaults=True
 ):
     file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateAssistantRequestToolResourcesFileSearch(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    vector_store_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    vector_stores: (
+        list[CreateAssistantRequestToolResourcesFileSearchVectorStores] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+
+
+class CreateAssistantRequestToolResourcesFileSearchVectorStores(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    chunking_strategy: (
+        CreateAssistantRequestToolResourcesFileSearchVectorStoresChunkingStrategyAuto
+        | CreateAssistantRequestToolResourcesFileSearchVectorStoresChunkingStrategyStatic
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    metadata: dict[str, str | float | bool] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateAssistantRequestToolResourcesFileSearchVectorStoresChunkingStrategyAuto(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="auto"
+):
+    pass
+
+
+class CreateAssistantRequestToolResourcesFileSearchVectorStoresChunkingStrategyStatic(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="static"
+):
+    static: (
+        CreateAssistantRequestToolResourcesFileSearchVectorStoresChunkingStrategyStaticStatic
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class CreateAssistantRequestToolResourcesFileSearchVectorStoresChunkingStrategyStaticStatic(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    max_chunk_size_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    chunk_overlap_tokens: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class DeleteAssistantResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

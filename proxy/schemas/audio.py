@@ -3,8 +3,9 @@
 """Audio: speech, transcription and translation JSON bodies and their stream events.
 
 Entry points: `CreateSpeechRequest`, `CreateSpeechResponseStreamEvent`,
-`CreateTranscriptionRequest`, `CreateTranscriptionResponseStreamEvent`,
-`CreateTranslationRequest`, `CreateVoiceConsentRequest`, `CreateVoiceRequest`,
+`CreateTranscriptionRequest`, `CreateTranscriptionResponse`,
+`CreateTranscriptionResponseStreamEvent`, `CreateTranslationRequest`,
+`CreateTranslationResponse`, `CreateVoiceConsentRequest`, `CreateVoiceRequest`,
 `UpdateVoiceConsentRequest`, `VoiceConsentDeletedResource`, `VoiceConsentListResource`,
 `VoiceConsentResource`, `VoiceResource`.
 
@@ -12,8 +13,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -53,12 +55,56 @@ class CreateTranscriptionRequest(msgspec.Struct, kw_only=True, omit_defaults=Tru
     known_speaker_references: list[str] | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class CreateTranscriptionResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    languages: list[TranscriptionLanguage] | msgspec.UnsetType | None = msgspec.UNSET
+    logprobs: list[CreateTranscriptionResponseJsonLogprobs] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    usage: TranscriptTextUsageTokens | TranscriptTextUsageDuration | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    task: str | msgspec.UnsetType | None = msgspec.UNSET
+    duration: float | msgspec.UnsetType | None = msgspec.UNSET
+    segments: list[CreateTranscriptionResponseSegments] | msgspec.UnsetType | None = msgspec.UNSET
+    language: str | msgspec.UnsetType | None = msgspec.UNSET
+    words: list[TranscriptionWord] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateTranscriptionResponseJsonLogprobs(msgspec.Struct, kw_only=True, omit_defaults=True):
+    token: str | msgspec.UnsetType | None = msgspec.UNSET
+    logprob: float | msgspec.UnsetType | None = msgspec.UNSET
+    bytes: list[float] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateTranscriptionResponseSegments(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    id: str | int | msgspec.UnsetType = msgspec.UNSET
+    start: float | msgspec.UnsetType = msgspec.UNSET
+    end: float | msgspec.UnsetType = msgspec.UNSET
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    speaker: str | msgspec.UnsetType | None = msgspec.UNSET
+    seek: int | msgspec.UnsetType | None = msgspec.UNSET
+    tokens: list[int] | msgspec.UnsetType | None = msgspec.UNSET
+    temperature: float | msgspec.UnsetType | None = msgspec.UNSET
+    avg_logprob: float | msgspec.UnsetType | None = msgspec.UNSET
+    compression_ratio: float | msgspec.UnsetType | None = msgspec.UNSET
+    no_speech_prob: float | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class CreateTranslationRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     file: FormFile | msgspec.UnsetType = msgspec.UNSET
     model: str | msgspec.UnsetType = msgspec.UNSET
     prompt: str | msgspec.UnsetType | None = msgspec.UNSET
     response_format: str | msgspec.UnsetType | None = msgspec.UNSET
     temperature: float | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateTranslationResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    language: str | msgspec.UnsetType | None = msgspec.UNSET
+    duration: float | msgspec.UnsetType | None = msgspec.UNSET
+    segments: list[TranscriptionSegment] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateVoiceConsentRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -134,8 +180,15 @@ class TranscriptTextSegmentEvent(
     speaker: str | msgspec.UnsetType = msgspec.UNSET
 
 
-class TranscriptTextUsageTokens(msgspec.Struct, kw_only=True, omit_defaults=True):
-    type: str | msgspec.UnsetType = msgspec.UNSET
+class TranscriptTextUsageDuration(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="duration"
+):
+    seconds: float | msgspec.UnsetType = msgspec.UNSET
+
+
+class TranscriptTextUsageTokens(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="tokens"
+):
     input_tokens: int | msgspec.UnsetType = msgspec.UNSET
     input_token_details: TranscriptTextUsageTokensInputTokenDetails | msgspec.UnsetType | None = (
         msgspec.UNSET
@@ -151,6 +204,25 @@ class TranscriptTextUsageTokensInputTokenDetails(msgspec.Struct, kw_only=True, o
 
 class TranscriptionLanguage(msgspec.Struct, kw_only=True, omit_defaults=True):
     code: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class TranscriptionSegment(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: int | msgspec.UnsetType = msgspec.UNSET
+    seek: int | msgspec.UnsetType = msgspec.UNSET
+    start: float | msgspec.UnsetType = msgspec.UNSET
+    end: float | msgspec.UnsetType = msgspec.UNSET
+    text: str | msgspec.UnsetType = msgspec.UNSET
+    tokens: list[int] | msgspec.UnsetType = msgspec.UNSET
+    temperature: float | msgspec.UnsetType = msgspec.UNSET
+    avg_logprob: float | msgspec.UnsetType = msgspec.UNSET
+    compression_ratio: float | msgspec.UnsetType = msgspec.UNSET
+    no_speech_prob: float | msgspec.UnsetType = msgspec.UNSET
+
+
+class TranscriptionWord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    word: str | msgspec.UnsetType = msgspec.UNSET
+    start: float | msgspec.UnsetType = msgspec.UNSET
+    end: float | msgspec.UnsetType = msgspec.UNSET
 
 
 class UpdateVoiceConsentRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -10,8 +10,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations

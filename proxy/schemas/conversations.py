@@ -10,8 +10,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ._shared import (
     FunctionShellCallOutput,
     FunctionToolCallOutputResource,
     ImageGenToolCall,
+    InputItem,
     LocalShellToolCall,
     LocalShellToolCallOutput,
     MCPApprovalRequest,
@@ -76,11 +78,11 @@ class ConversationResource(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class CreateConversationBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     metadata: dict[str, str | float | bool] | msgspec.UnsetType | None = msgspec.UNSET
-    items: list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    items: list[InputItem] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateConversationItemsRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    items: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    items: list[InputItem] | msgspec.UnsetType = msgspec.UNSET
 
 
 class DeletedConversationResource(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -10,8 +10,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ import msgspec
 from ._shared import (
     ChatCompletionTool,
     EvalItem,
+    EvalItemContentItem,
+    EvalItemContentOutputText,
+    EvalItemInputImage,
     GraderLabelModel,
     GraderScoreModelSamplingParams,
     GraderStringCheck,
+    InputAudio,
+    InputAudioInputAudio,
+    InputTextContent,
+    PromptCacheBreakpointConfig,
     ResponseFormatJsonObject,
     ResponseFormatJsonSchema,
     ResponseFormatText,
@@ -64,7 +72,41 @@ class CreateEvalCompletionsRunDataSourceInputMessagesItemReference(
 class CreateEvalCompletionsRunDataSourceInputMessagesTemplate(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="template"
 ):
-    template: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    template: (
+        list[CreateEvalCompletionsRunDataSourceInputMessagesTemplateTemplate] | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class CreateEvalCompletionsRunDataSourceInputMessagesTemplateTemplate(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    content: (
+        str
+        | list[str | CreateEvalCompletionsRunDataSourceInputMessagesTemplateTemplateContentObject]
+        | InputTextContent
+        | EvalItemContentOutputText
+        | EvalItemInputImage
+        | InputAudio
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    phase: str | msgspec.UnsetType | None = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateEvalCompletionsRunDataSourceInputMessagesTemplateTemplateContentObject(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_audio: InputAudioInputAudio | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateEvalCompletionsRunDataSourceSamplingParams(
@@ -92,6 +134,20 @@ class CreateEvalCustomDataSourceConfig(
     include_sample_schema: bool | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class CreateEvalItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    content: (
+        str
+        | list[EvalItemContentItem]
+        | InputTextContent
+        | EvalItemContentOutputText
+        | EvalItemInputImage
+        | InputAudio
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class CreateEvalJsonlRunDataSource(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="jsonl"
 ):
@@ -103,7 +159,7 @@ class CreateEvalLabelModelGrader(
 ):
     name: str | msgspec.UnsetType = msgspec.UNSET
     model: str | msgspec.UnsetType = msgspec.UNSET
-    input: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    input: list[CreateEvalItem] | msgspec.UnsetType = msgspec.UNSET
     labels: list[str] | msgspec.UnsetType = msgspec.UNSET
     passing_labels: list[str] | msgspec.UnsetType = msgspec.UNSET
 
@@ -162,7 +218,25 @@ class CreateEvalResponsesRunDataSourceInputMessagesItemReference(
 class CreateEvalResponsesRunDataSourceInputMessagesTemplate(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="template"
 ):
-    template: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    template: (
+        list[CreateEvalResponsesRunDataSourceInputMessagesTemplateTemplate] | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class CreateEvalResponsesRunDataSourceInputMessagesTemplateTemplate(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    content: (
+        str
+        | list[EvalItemContentItem]
+        | InputTextContent
+        | EvalItemContentOutputText
+        | EvalItemInputImage
+        | InputAudio
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateEvalResponsesRunDataSourceSamplingParams(

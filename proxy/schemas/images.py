@@ -9,13 +9,14 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
@@ -68,8 +69,8 @@ class CreateImageVariationRequest(msgspec.Struct, kw_only=True, omit_defaults=Tr
 
 class EditImageBodyJsonParam(msgspec.Struct, kw_only=True, omit_defaults=True):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
-    images: list[Any] | msgspec.UnsetType = msgspec.UNSET
-    mask: Any | msgspec.UnsetType = msgspec.UNSET
+    images: list[ImageRefParam] | msgspec.UnsetType = msgspec.UNSET
+    mask: ImageRefParam | msgspec.UnsetType | None = msgspec.UNSET
     prompt: str | msgspec.UnsetType = msgspec.UNSET
     n: int | msgspec.UnsetType | None = msgspec.UNSET
     quality: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -166,6 +167,11 @@ class ImageGenUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
     output_tokens: int | msgspec.UnsetType = msgspec.UNSET
     output_tokens_details: ImageGenOutputTokensDetails | msgspec.UnsetType | None = msgspec.UNSET
     input_tokens_details: ImageGenInputUsageDetails | msgspec.UnsetType = msgspec.UNSET
+
+
+class ImageRefParam(msgspec.Struct, kw_only=True, omit_defaults=True):
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ImagesResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

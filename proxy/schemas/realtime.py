@@ -13,8 +13,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Any, TypeAlias
 
 import msgspec
 
-from ._shared import Prompt, ToolChoiceFunction, ToolChoiceMCP, VoiceIdsOrCustomVoice
+from ._shared import (
+    MCPToolFilter,
+    MCPToolRequireApprovalOption0,
+    Prompt,
+    ToolChoiceFunction,
+    ToolChoiceMCP,
+    VoiceIdsOrCustomVoice,
+)
 
 
 class AudioTranscription(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -40,6 +48,11 @@ class AudioTranscriptionResponse(msgspec.Struct, kw_only=True, omit_defaults=Tru
     language: str | msgspec.UnsetType | None = msgspec.UNSET
     languages: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RealtimeAudioFormats(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    rate: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RealtimeCallCreateRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -136,7 +149,7 @@ class RealtimeSessionCreateRequestGA(
     tracing: str | RealtimeSessionCreateRequestGATracingOption1 | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    tools: list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    tools: list[RealtimeSessionCreateRequestGATools] | msgspec.UnsetType | None = msgspec.UNSET
     tool_choice: str | ToolChoiceFunction | ToolChoiceMCP | msgspec.UnsetType | None = msgspec.UNSET
     parallel_tool_calls: bool | msgspec.UnsetType | None = msgspec.UNSET
     reasoning: RealtimeReasoning | msgspec.UnsetType | None = msgspec.UNSET
@@ -151,7 +164,7 @@ class RealtimeSessionCreateRequestGAAudio(msgspec.Struct, kw_only=True, omit_def
 
 
 class RealtimeSessionCreateRequestGAAudioInput(msgspec.Struct, kw_only=True, omit_defaults=True):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     transcription: AudioTranscription | msgspec.UnsetType | None = msgspec.UNSET
     noise_reduction: (
         RealtimeSessionCreateRequestGAAudioInputNoiseReduction | msgspec.UnsetType | None
@@ -166,9 +179,27 @@ class RealtimeSessionCreateRequestGAAudioInputNoiseReduction(
 
 
 class RealtimeSessionCreateRequestGAAudioOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     voice: VoiceIdsOrCustomVoice | msgspec.UnsetType | None = msgspec.UNSET
     speed: float | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RealtimeSessionCreateRequestGATools(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    connector_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    tunnel_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    authorization: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_description: str | msgspec.UnsetType | None = msgspec.UNSET
+    headers: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_tools: list[str] | MCPToolFilter | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    require_approval: str | MCPToolRequireApprovalOption0 | msgspec.UnsetType | None = msgspec.UNSET
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RealtimeSessionCreateRequestGATracingOption1(
@@ -231,7 +262,7 @@ class RealtimeSessionCreateResponseAudio(msgspec.Struct, kw_only=True, omit_defa
 
 
 class RealtimeSessionCreateResponseAudioInput(msgspec.Struct, kw_only=True, omit_defaults=True):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     transcription: AudioTranscriptionResponse | msgspec.UnsetType | None = msgspec.UNSET
     noise_reduction: (
         RealtimeSessionCreateResponseAudioInputNoiseReduction | msgspec.UnsetType | None
@@ -257,7 +288,7 @@ class RealtimeSessionCreateResponseAudioInputTurnDetection(
 
 
 class RealtimeSessionCreateResponseAudioOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     voice: str | msgspec.UnsetType | None = msgspec.UNSET
     speed: float | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -276,7 +307,7 @@ class RealtimeSessionCreateResponseGA(
     tracing: str | RealtimeSessionCreateResponseGATracingOption1 | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    tools: list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    tools: list[RealtimeSessionCreateRequestGATools] | msgspec.UnsetType | None = msgspec.UNSET
     tool_choice: str | ToolChoiceFunction | ToolChoiceMCP | msgspec.UnsetType | None = msgspec.UNSET
     reasoning: RealtimeReasoning | msgspec.UnsetType | None = msgspec.UNSET
     max_output_tokens: str | int | msgspec.UnsetType | None = msgspec.UNSET
@@ -290,7 +321,7 @@ class RealtimeSessionCreateResponseGAAudio(msgspec.Struct, kw_only=True, omit_de
 
 
 class RealtimeSessionCreateResponseGAAudioInput(msgspec.Struct, kw_only=True, omit_defaults=True):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     transcription: AudioTranscriptionResponse | msgspec.UnsetType | None = msgspec.UNSET
     noise_reduction: (
         RealtimeSessionCreateResponseGAAudioInputNoiseReduction | msgspec.UnsetType | None
@@ -305,7 +336,7 @@ class RealtimeSessionCreateResponseGAAudioInputNoiseReduction(
 
 
 class RealtimeSessionCreateResponseGAAudioOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     voice: str | msgspec.UnsetType | None = msgspec.UNSET
     speed: float | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -363,7 +394,7 @@ class RealtimeTranscriptionSessionCreateRequestGAAudio(
 class RealtimeTranscriptionSessionCreateRequestGAAudioInput(
     msgspec.Struct, kw_only=True, omit_defaults=True
 ):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     transcription: AudioTranscription | msgspec.UnsetType | None = msgspec.UNSET
     noise_reduction: (
         RealtimeTranscriptionSessionCreateRequestGAAudioInputNoiseReduction
@@ -436,7 +467,7 @@ class RealtimeTranscriptionSessionCreateResponseGAAudio(
 class RealtimeTranscriptionSessionCreateResponseGAAudioInput(
     msgspec.Struct, kw_only=True, omit_defaults=True
 ):
-    format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    format: RealtimeAudioFormats | msgspec.UnsetType | None = msgspec.UNSET
     transcription: AudioTranscriptionResponse | msgspec.UnsetType | None = msgspec.UNSET
     noise_reduction: (
         RealtimeTranscriptionSessionCreateResponseGAAudioInputNoiseReduction

@@ -13,8 +13,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -26,27 +27,50 @@ import msgspec
 from ._shared import (
     AdditionalTools,
     Annotation,
+    ApplyPatchCreateFileOperation,
+    ApplyPatchDeleteFileOperation,
     ApplyPatchToolCall,
     ApplyPatchToolCallOutput,
+    ApplyPatchUpdateFileOperation,
+    CodeInterpreterOutputImage,
+    CodeInterpreterOutputLogs,
     CodeInterpreterToolCall,
     CompactionBody,
+    ComputerAction,
+    ComputerCallSafetyCheckParam,
+    ComputerScreenshotImage,
     ComputerToolCall,
     ComputerToolCallOutputResource,
+    ContainerReferenceResource,
+    CoordParam,
     CustomToolCall,
     CustomToolCallOutput,
     FileSearchToolCall,
+    FileSearchToolCallResults,
     FunctionAndCustomToolCallOutput,
     FunctionShellCall,
     FunctionShellCallOutput,
     FunctionShellCallOutputContent,
+    FunctionShellCallOutputExitOutcome,
+    FunctionShellCallOutputTimeoutOutcome,
     FunctionToolCallOutputResource,
+    HTTPError,
     ImageGenToolCall,
+    InputFileContent,
+    InputImageContent,
+    InputItem,
+    InputItemCaller,
+    InputItemTools,
+    InputTextContent,
+    LocalEnvironmentResource,
     LocalShellToolCall,
     LocalShellToolCallOutput,
     MCPApprovalRequest,
     MCPApprovalResponseResource,
     MCPListTools,
+    MCPProtocolError,
     MCPToolCall,
+    MCPToolExecutionError,
     Message,
     ModerationParam,
     ModerationResultBody,
@@ -54,10 +78,12 @@ from ._shared import (
     Program,
     ProgramOutput,
     Prompt,
+    PromptCacheBreakpointConfig,
     PromptCacheOptionsParam,
     ReasoningItem,
     ReasoningTextContent,
     RefusalContent,
+    SummaryTextContent,
     TextResponseFormatConfiguration,
     Tool,
     ToolCallCaller,
@@ -66,6 +92,7 @@ from ._shared import (
     ToolChoiceMCP,
     ToolSearchCall,
     ToolSearchOutput,
+    WebSearchActionSearchSources,
     WebSearchToolCall,
 )
 
@@ -114,7 +141,20 @@ class BetaApplyPatchCreateFileOperation(
     diff: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class BetaApplyPatchCreateFileOperationParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="create_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+    diff: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class BetaApplyPatchDeleteFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="delete_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class BetaApplyPatchDeleteFileOperationParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="delete_file"
 ):
     path: str | msgspec.UnsetType = msgspec.UNSET
@@ -160,6 +200,13 @@ class BetaApplyPatchToolParam(
 
 
 class BetaApplyPatchUpdateFileOperation(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="update_file"
+):
+    path: str | msgspec.UnsetType = msgspec.UNSET
+    diff: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class BetaApplyPatchUpdateFileOperationParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="update_file"
 ):
     path: str | msgspec.UnsetType = msgspec.UNSET
@@ -239,7 +286,7 @@ class BetaCompactResource(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class BetaCompactResponseMethodPublicBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
-    input: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | list[BetaInputItem] | msgspec.UnsetType | None = msgspec.UNSET
     previous_response_id: str | msgspec.UnsetType | None = msgspec.UNSET
     instructions: str | msgspec.UnsetType | None = msgspec.UNSET
     prompt_cache_key: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -448,6 +495,20 @@ class BetaContainerFileCitationBody(
     filename: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class BetaContainerFileCitationParam(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="type",
+    tag="container_file_citation",
+):
+    start_index: int | msgspec.UnsetType = msgspec.UNSET
+    end_index: int | msgspec.UnsetType = msgspec.UNSET
+    container_id: str | msgspec.UnsetType = msgspec.UNSET
+    file_id: str | msgspec.UnsetType = msgspec.UNSET
+    filename: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class BetaContainerNetworkPolicyAllowlistParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="allowlist"
 ):
@@ -516,7 +577,7 @@ class BetaCreateResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     service_tier: str | msgspec.UnsetType | None = msgspec.UNSET
     truncation: str | msgspec.UnsetType | None = msgspec.UNSET
     reasoning: BetaReasoning | msgspec.UnsetType | None = msgspec.UNSET
-    input: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | list[BetaInputItem] | msgspec.UnsetType | None = msgspec.UNSET
     include: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     parallel_tool_calls: bool | msgspec.UnsetType | None = msgspec.UNSET
     store: bool | msgspec.UnsetType | None = msgspec.UNSET
@@ -636,6 +697,14 @@ class BetaFileCitationBody(
     filename: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class BetaFileCitationParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_citation"
+):
+    index: int | msgspec.UnsetType = msgspec.UNSET
+    file_id: str | msgspec.UnsetType = msgspec.UNSET
+    filename: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class BetaFilePath(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_path"
 ):
@@ -721,7 +790,19 @@ class BetaFunctionShellCallOutputExitOutcome(
     exit_code: int | msgspec.UnsetType = msgspec.UNSET
 
 
+class BetaFunctionShellCallOutputExitOutcomeParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="exit"
+):
+    exit_code: int | msgspec.UnsetType = msgspec.UNSET
+
+
 class BetaFunctionShellCallOutputTimeoutOutcome(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="timeout"
+):
+    pass
+
+
+class BetaFunctionShellCallOutputTimeoutOutcomeParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="timeout"
 ):
     pass
@@ -884,6 +965,240 @@ class BetaInputImageContent(
     )
 
 
+class BetaInputItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    role: str | msgspec.UnsetType | None = msgspec.UNSET
+    content: str | list[BetaInputItemContent] | msgspec.UnsetType | None = msgspec.UNSET
+    phase: str | msgspec.UnsetType | None = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    agent: BetaInputItemAgent | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+    id: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    results: list[BetaFileSearchToolCallResults] | msgspec.UnsetType | None = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    action: str | BetaInputItemActionObject | msgspec.UnsetType | None = msgspec.UNSET
+    actions: list[BetaComputerAction] | msgspec.UnsetType | None = msgspec.UNSET
+    pending_safety_checks: list[BetaComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    output: (
+        str | list[BetaInputItemOutput] | BetaComputerScreenshotImage | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    acknowledged_safety_checks: (
+        list[BetaComputerCallSafetyCheckParam] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    caller: BetaInputItemCaller | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    arguments: str | dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    author: str | msgspec.UnsetType | None = msgspec.UNSET
+    recipient: str | msgspec.UnsetType | None = msgspec.UNSET
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    tools: list[BetaInputItemTools] | msgspec.UnsetType | None = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType | None = msgspec.UNSET
+    summary: list[BetaSummaryTextContent] | msgspec.UnsetType | None = msgspec.UNSET
+    result: str | msgspec.UnsetType | None = msgspec.UNSET
+    container_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    outputs: (
+        list[BetaCodeInterpreterOutputLogs | BetaCodeInterpreterOutputImage]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    environment: (
+        BetaLocalEnvironmentParam | BetaContainerReferenceParam | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+    operation: BetaApplyPatchOperationParam | msgspec.UnsetType | None = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    error: (
+        str
+        | BetaMCPProtocolError
+        | BetaMCPToolExecutionError
+        | BetaHTTPError
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    approval_request_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    approve: bool | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | msgspec.UnsetType | None = msgspec.UNSET
+    fingerprint: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemActionObject(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    button: str | msgspec.UnsetType | None = msgspec.UNSET
+    x: int | msgspec.UnsetType | None = msgspec.UNSET
+    y: int | msgspec.UnsetType | None = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    path: list[BetaCoordParam] | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_x: int | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_y: int | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    query: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    sources: list[BetaWebSearchActionSearchSources] | msgspec.UnsetType | None = msgspec.UNSET
+    url: str | msgspec.UnsetType | None = msgspec.UNSET
+    pattern: str | msgspec.UnsetType | None = msgspec.UNSET
+    command: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    timeout_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    working_directory: str | msgspec.UnsetType | None = msgspec.UNSET
+    env: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+    commands: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemAgent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    agent_name: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class BetaInputItemCaller(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    caller_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemContent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: (
+        BetaInputItemContentPromptCacheBreakpoint | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    annotations: list[BetaAnnotation] | msgspec.UnsetType | None = msgspec.UNSET
+    logprobs: list[BetaLogProb] | msgspec.UnsetType | None = msgspec.UNSET
+    refusal: str | msgspec.UnsetType | None = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemContentPromptCacheBreakpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    mode: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class BetaInputItemOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: BetaInputItemOutputPromptCacheBreakpoint | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    annotations: (
+        list[BetaFileCitationParam | BetaUrlCitationParam | BetaContainerFileCitationParam]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    stdout: str | msgspec.UnsetType | None = msgspec.UNSET
+    stderr: str | msgspec.UnsetType | None = msgspec.UNSET
+    outcome: BetaFunctionShellCallOutputOutcomeParam | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemOutputPromptCacheBreakpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    mode: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class BetaInputItemTools(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    output_schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    strict: bool | msgspec.UnsetType | None = msgspec.UNSET
+    defer_loading: bool | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_callers: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    vector_store_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    max_num_results: int | msgspec.UnsetType | None = msgspec.UNSET
+    ranking_options: BetaRankingOptions | msgspec.UnsetType | None = msgspec.UNSET
+    filters: BetaInputItemToolsFilters | msgspec.UnsetType | None = msgspec.UNSET
+    environment: (
+        str
+        | BetaContainerAutoParam
+        | BetaLocalEnvironmentParam
+        | BetaContainerReferenceParam
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    display_width: int | msgspec.UnsetType | None = msgspec.UNSET
+    display_height: int | msgspec.UnsetType | None = msgspec.UNSET
+    external_web_access: bool | msgspec.UnsetType | None = msgspec.UNSET
+    user_location: BetaInputItemToolsUserLocation | msgspec.UnsetType | None = msgspec.UNSET
+    search_context_size: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    connector_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    tunnel_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    authorization: str | msgspec.UnsetType | None = msgspec.UNSET
+    server_description: str | msgspec.UnsetType | None = msgspec.UNSET
+    headers: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_tools: list[str] | BetaMCPToolFilter | msgspec.UnsetType | None = msgspec.UNSET
+    require_approval: str | BetaMCPToolRequireApprovalOption0 | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    container: str | BetaAutoCodeInterpreterToolParam | msgspec.UnsetType | None = msgspec.UNSET
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_compression: int | msgspec.UnsetType | None = msgspec.UNSET
+    moderation: str | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_fidelity: str | msgspec.UnsetType | None = msgspec.UNSET
+    input_image_mask: BetaImageGenToolInputImageMask | msgspec.UnsetType | None = msgspec.UNSET
+    partial_images: int | msgspec.UnsetType | None = msgspec.UNSET
+    action: str | msgspec.UnsetType | None = msgspec.UNSET
+    format: BetaCustomTextFormatParam | BetaCustomGrammarFormatParam | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    tools: list[BetaFunctionToolParam | BetaCustomToolParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    search_content_types: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    input_schema: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    annotations: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemToolsFilters(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    key: str | msgspec.UnsetType | None = msgspec.UNSET
+    value: str | float | bool | list[str | float] | msgspec.UnsetType | None = msgspec.UNSET
+    filters: (
+        list[
+            BetaComparisonFilterEq
+            | BetaComparisonFilterNe
+            | BetaComparisonFilterGt
+            | BetaComparisonFilterGte
+            | BetaComparisonFilterLt
+            | BetaComparisonFilterLte
+            | BetaComparisonFilterIn
+            | BetaComparisonFilterNin
+            | BetaCompoundFilterAnd
+            | BetaCompoundFilterOr
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    allowed_domains: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaInputItemToolsUserLocation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    country: str | msgspec.UnsetType | None = msgspec.UNSET
+    region: str | msgspec.UnsetType | None = msgspec.UNSET
+    city: str | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class BetaInputTextContent(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="input_text"
 ):
@@ -891,6 +1206,138 @@ class BetaInputTextContent(
     prompt_cache_breakpoint: BetaPromptCacheBreakpointConfig | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
+
+
+class BetaItemResource(msgspec.Struct, kw_only=True, omit_defaults=True):
+    agent: BetaAgentTag | msgspec.UnsetType | None = msgspec.UNSET
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    role: str | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+    content: (
+        list[
+            BetaInputTextContent
+            | BetaInputImageContent
+            | BetaInputFileContent
+            | BetaOutputTextContent
+            | BetaRefusalContent
+            | BetaTextContent
+            | BetaSummaryTextContent
+            | BetaReasoningTextContent
+            | BetaComputerScreenshotContent
+            | BetaEncryptedContent
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    phase: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    results: list[BetaFileSearchToolCallResults] | msgspec.UnsetType | None = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    action: str | BetaItemResourceActionObject | msgspec.UnsetType | None = msgspec.UNSET
+    actions: list[BetaComputerAction] | msgspec.UnsetType | None = msgspec.UNSET
+    pending_safety_checks: list[BetaComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    acknowledged_safety_checks: (
+        list[BetaComputerCallSafetyCheckParam] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    output: (
+        str | list[BetaItemResourceOutput] | BetaComputerScreenshotImage | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+    caller: BetaInputItemCaller | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    arguments: Any | msgspec.UnsetType = msgspec.UNSET
+    author: str | msgspec.UnsetType | None = msgspec.UNSET
+    recipient: str | msgspec.UnsetType | None = msgspec.UNSET
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    tools: list[BetaInputItemTools] | msgspec.UnsetType | None = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType | None = msgspec.UNSET
+    summary: list[BetaSummaryTextContent] | msgspec.UnsetType | None = msgspec.UNSET
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    fingerprint: str | msgspec.UnsetType | None = msgspec.UNSET
+    result: str | msgspec.UnsetType | None = msgspec.UNSET
+    container_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    outputs: (
+        list[BetaCodeInterpreterOutputLogs | BetaCodeInterpreterOutputImage]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    environment: (
+        BetaLocalEnvironmentResource | BetaContainerReferenceResource | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+    operation: (
+        BetaApplyPatchCreateFileOperation
+        | BetaApplyPatchDeleteFileOperation
+        | BetaApplyPatchUpdateFileOperation
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    error: (
+        str
+        | BetaMCPProtocolError
+        | BetaMCPToolExecutionError
+        | BetaHTTPError
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    approval_request_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    approve: bool | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaItemResourceActionObject(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    button: str | msgspec.UnsetType | None = msgspec.UNSET
+    x: int | msgspec.UnsetType | None = msgspec.UNSET
+    y: int | msgspec.UnsetType | None = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    path: list[BetaCoordParam] | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_x: int | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_y: int | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    query: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    sources: list[BetaWebSearchActionSearchSources] | msgspec.UnsetType | None = msgspec.UNSET
+    url: str | msgspec.UnsetType | None = msgspec.UNSET
+    pattern: str | msgspec.UnsetType | None = msgspec.UNSET
+    command: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    timeout_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    working_directory: str | msgspec.UnsetType | None = msgspec.UNSET
+    env: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+    commands: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BetaItemResourceOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: BetaPromptCacheBreakpointConfig | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    annotations: list[BetaAnnotation] | msgspec.UnsetType | None = msgspec.UNSET
+    logprobs: list[BetaLogProb] | msgspec.UnsetType | None = msgspec.UNSET
+    stdout: str | msgspec.UnsetType | None = msgspec.UNSET
+    stderr: str | msgspec.UnsetType | None = msgspec.UNSET
+    outcome: (
+        BetaFunctionShellCallOutputTimeoutOutcome
+        | BetaFunctionShellCallOutputExitOutcome
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class BetaKeyPressAction(
@@ -1310,7 +1757,7 @@ class BetaResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     incomplete_details: BetaResponseIncompleteDetails | msgspec.UnsetType | None = msgspec.UNSET
     output: list[BetaOutputItem] | msgspec.UnsetType = msgspec.UNSET
     reasoning: BetaReasoning | msgspec.UnsetType | None = msgspec.UNSET
-    instructions: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    instructions: str | list[BetaInputItem] | msgspec.UnsetType | None = msgspec.UNSET
     output_text: str | msgspec.UnsetType | None = msgspec.UNSET
     usage: BetaResponseUsage | msgspec.UnsetType | None = msgspec.UNSET
     prompt_cache_options: BetaPromptCacheOptions | msgspec.UnsetType | None = msgspec.UNSET
@@ -1686,7 +2133,7 @@ class BetaResponseIncompleteEvent(
 
 class BetaResponseItemList(msgspec.Struct, kw_only=True, omit_defaults=True):
     object: str | msgspec.UnsetType = msgspec.UNSET
-    data: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    data: list[BetaItemResource] | msgspec.UnsetType = msgspec.UNSET
     has_more: bool | msgspec.UnsetType = msgspec.UNSET
     first_id: str | msgspec.UnsetType | None = msgspec.UNSET
     last_id: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -2229,7 +2676,7 @@ class BetaTextResponseFormatJsonSchema(
 
 class BetaTokenCountsBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
-    input: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | list[BetaInputItem] | msgspec.UnsetType | None = msgspec.UNSET
     previous_response_id: str | msgspec.UnsetType | None = msgspec.UNSET
     tools: list[BetaTool] | msgspec.UnsetType | None = msgspec.UNSET
     text: BetaResponseTextParam | msgspec.UnsetType | None = msgspec.UNSET
@@ -2376,6 +2823,15 @@ class BetaUrlCitationBody(
     title: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class BetaUrlCitationParam(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="url_citation"
+):
+    start_index: int | msgspec.UnsetType = msgspec.UNSET
+    end_index: int | msgspec.UnsetType = msgspec.UNSET
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    title: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class BetaWaitParam(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="wait"):
     pass
 
@@ -2480,7 +2936,7 @@ class CompactResource(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class CompactResponseMethodPublicBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
-    input: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | list[InputItem] | msgspec.UnsetType | None = msgspec.UNSET
     previous_response_id: str | msgspec.UnsetType | None = msgspec.UNSET
     instructions: str | msgspec.UnsetType | None = msgspec.UNSET
     prompt_cache_key: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -2519,7 +2975,7 @@ class CreateResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     service_tier: str | msgspec.UnsetType | None = msgspec.UNSET
     truncation: str | msgspec.UnsetType | None = msgspec.UNSET
     reasoning: Reasoning | msgspec.UnsetType | None = msgspec.UNSET
-    input: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | list[InputItem] | msgspec.UnsetType | None = msgspec.UNSET
     include: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     parallel_tool_calls: bool | msgspec.UnsetType | None = msgspec.UNSET
     store: bool | msgspec.UnsetType | None = msgspec.UNSET
@@ -2569,6 +3025,125 @@ class FunctionToolCallOutput(
     caller: ToolCallCallerParam | msgspec.UnsetType | None = msgspec.UNSET
     output: str | list[FunctionAndCustomToolCallOutput] | msgspec.UnsetType = msgspec.UNSET
     status: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ItemResource(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    role: str | msgspec.UnsetType | None = msgspec.UNSET
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+    content: (
+        list[
+            InputTextContent
+            | InputImageContent
+            | InputFileContent
+            | OutputTextContent
+            | RefusalContent
+            | ReasoningTextContent
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    phase: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    results: list[FileSearchToolCallResults] | msgspec.UnsetType | None = msgspec.UNSET
+    call_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    action: ItemResourceAction | msgspec.UnsetType | None = msgspec.UNSET
+    actions: list[ComputerAction] | msgspec.UnsetType | None = msgspec.UNSET
+    pending_safety_checks: list[ComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    acknowledged_safety_checks: list[ComputerCallSafetyCheckParam] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    output: str | list[ItemResourceOutput] | ComputerScreenshotImage | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
+    caller: InputItemCaller | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: str | msgspec.UnsetType | None = msgspec.UNSET
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    arguments: Any | msgspec.UnsetType = msgspec.UNSET
+    execution: str | msgspec.UnsetType | None = msgspec.UNSET
+    tools: list[InputItemTools] | msgspec.UnsetType | None = msgspec.UNSET
+    encrypted_content: str | msgspec.UnsetType | None = msgspec.UNSET
+    summary: list[SummaryTextContent] | msgspec.UnsetType | None = msgspec.UNSET
+    code: str | msgspec.UnsetType | None = msgspec.UNSET
+    fingerprint: str | msgspec.UnsetType | None = msgspec.UNSET
+    result: str | msgspec.UnsetType | None = msgspec.UNSET
+    background: str | msgspec.UnsetType | None = msgspec.UNSET
+    output_format: str | msgspec.UnsetType | None = msgspec.UNSET
+    quality: str | msgspec.UnsetType | None = msgspec.UNSET
+    size: str | msgspec.UnsetType | None = msgspec.UNSET
+    revised_prompt: str | msgspec.UnsetType | None = msgspec.UNSET
+    container_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    outputs: (
+        list[CodeInterpreterOutputLogs | CodeInterpreterOutputImage] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    environment: (
+        LocalEnvironmentResource | ContainerReferenceResource | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+    operation: (
+        ApplyPatchCreateFileOperation
+        | ApplyPatchDeleteFileOperation
+        | ApplyPatchUpdateFileOperation
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    server_label: str | msgspec.UnsetType | None = msgspec.UNSET
+    error: str | MCPProtocolError | MCPToolExecutionError | HTTPError | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    approval_request_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    approve: bool | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ItemResourceAction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    button: str | msgspec.UnsetType | None = msgspec.UNSET
+    x: int | msgspec.UnsetType | None = msgspec.UNSET
+    y: int | msgspec.UnsetType | None = msgspec.UNSET
+    keys: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    path: list[CoordParam] | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_x: int | msgspec.UnsetType | None = msgspec.UNSET
+    scroll_y: int | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    query: str | msgspec.UnsetType | None = msgspec.UNSET
+    queries: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    sources: list[WebSearchActionSearchSources] | msgspec.UnsetType | None = msgspec.UNSET
+    url: str | msgspec.UnsetType | None = msgspec.UNSET
+    pattern: str | msgspec.UnsetType | None = msgspec.UNSET
+    command: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    timeout_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    working_directory: str | msgspec.UnsetType | None = msgspec.UNSET
+    env: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
+    user: str | msgspec.UnsetType | None = msgspec.UNSET
+    commands: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    max_output_length: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ItemResourceOutput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+    text: str | msgspec.UnsetType | None = msgspec.UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointConfig | msgspec.UnsetType | None = msgspec.UNSET
+    image_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    detail: str | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_data: str | msgspec.UnsetType | None = msgspec.UNSET
+    file_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    stdout: str | msgspec.UnsetType | None = msgspec.UNSET
+    stderr: str | msgspec.UnsetType | None = msgspec.UNSET
+    outcome: (
+        FunctionShellCallOutputTimeoutOutcome
+        | FunctionShellCallOutputExitOutcome
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    created_by: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Moderation(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -2634,7 +3209,7 @@ class Response(msgspec.Struct, kw_only=True, omit_defaults=True):
     incomplete_details: ResponseIncompleteDetails | msgspec.UnsetType | None = msgspec.UNSET
     output: list[OutputItem] | msgspec.UnsetType = msgspec.UNSET
     reasoning: Reasoning | msgspec.UnsetType | None = msgspec.UNSET
-    instructions: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    instructions: str | list[InputItem] | msgspec.UnsetType | None = msgspec.UNSET
     output_text: str | msgspec.UnsetType | None = msgspec.UNSET
     usage: ResponseUsage | msgspec.UnsetType | None = msgspec.UNSET
     prompt_cache_options: PromptCacheOptions | msgspec.UnsetType | None = msgspec.UNSET
@@ -2984,7 +3559,7 @@ class ResponseIncompleteEvent(
 
 class ResponseItemList(msgspec.Struct, kw_only=True, omit_defaults=True):
     object: str | msgspec.UnsetType = msgspec.UNSET
-    data: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    data: list[ItemResource] | msgspec.UnsetType = msgspec.UNSET
     has_more: bool | msgspec.UnsetType = msgspec.UNSET
     first_id: str | msgspec.UnsetType | None = msgspec.UNSET
     last_id: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -3455,7 +4030,7 @@ class SpecificProgrammaticToolCallingParam(
 
 class TokenCountsBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
-    input: str | list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    input: str | list[InputItem] | msgspec.UnsetType | None = msgspec.UNSET
     previous_response_id: str | msgspec.UnsetType | None = msgspec.UNSET
     tools: list[Tool] | msgspec.UnsetType | None = msgspec.UNSET
     text: ResponseTextParam | msgspec.UnsetType | None = msgspec.UNSET
@@ -3541,6 +4116,11 @@ class ToolChoiceTypesWebSearchPreview20250311(
 BetaAnnotation: TypeAlias = (
     BetaFileCitationBody | BetaUrlCitationBody | BetaContainerFileCitationBody | BetaFilePath
 )
+BetaApplyPatchOperationParam: TypeAlias = (
+    BetaApplyPatchCreateFileOperationParam
+    | BetaApplyPatchDeleteFileOperationParam
+    | BetaApplyPatchUpdateFileOperationParam
+)
 BetaComputerAction: TypeAlias = (
     BetaClickParam
     | BetaDoubleClickAction
@@ -3567,6 +4147,9 @@ BetaFilters: TypeAlias = (
 )
 BetaFunctionAndCustomToolCallOutput: TypeAlias = (
     BetaInputTextContent | BetaInputImageContent | BetaInputFileContent
+)
+BetaFunctionShellCallOutputOutcomeParam: TypeAlias = (
+    BetaFunctionShellCallOutputTimeoutOutcomeParam | BetaFunctionShellCallOutputExitOutcomeParam
 )
 BetaItemField: TypeAlias = (
     BetaMessage

@@ -23,9 +23,15 @@ not for JSON. An operation that also accepts JSON keeps that body's type in `req
 `None` for every operation without a multipart body.
 
 A reference is `None` when that body is not JSON (or, for `form`, not multipart): binary and
-text responses (audio, file and video content, zip archives, SRT, VTT and plain-text
-transcripts, SDP), or a bare JSON string. Types are references, not strings: a `Struct` class or
-a union alias, ready for `msgspec.json.Decoder(...)`.
+text responses (audio, file and video content, zip archives, SDP), or a bare JSON string. Types
+are references, not strings: a `Struct` class or a union alias, ready for
+`msgspec.json.Decoder(...)`.
+
+`media` lists the content types the spec declares for the success (2xx) responses, by status
+then in declared order (with the event streams `proxy.codegen.overrides` adds); `kind` is what
+the first of them that is not an event stream holds: `json`, `text` (`text/*`, SDP), `binary`
+(audio, images, video, zip, octet streams); `sse` when an event stream is all it declares,
+`none` when it declares no body (see `proxy.media.route_kind`).
 """
 
 from collections.abc import Mapping
@@ -142,8 +148,10 @@ from .audio import (
     CreateSpeechRequest,
     CreateSpeechResponseStreamEvent,
     CreateTranscriptionRequest,
+    CreateTranscriptionResponse,
     CreateTranscriptionResponseStreamEvent,
     CreateTranslationRequest,
+    CreateTranslationResponse,
     CreateVoiceConsentRequest,
     CreateVoiceRequest,
     UpdateVoiceConsentRequest,
@@ -302,6 +310,7 @@ from .uploads import (
     UploadPart,
 )
 from .vector_stores import (
+    CreateVectorStoreFileBatchRequest,
     CreateVectorStoreFileRequest,
     CreateVectorStoreRequest,
     DeleteVectorStoreFileResponse,
@@ -343,6 +352,8 @@ class Route(NamedTuple):
     error: Any
     events: Mapping[str, Any] | None
     form: Any = None
+    media: tuple[str, ...] = ()
+    kind: str = "none"
 
 
 ASSISTANT_STREAM_EVENT: Mapping[str, Any] = {
@@ -384,6 +395,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -395,6 +408,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -406,6 +421,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -417,6 +434,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -428,6 +447,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -439,28 +460,34 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/octet-stream", "text/event-stream"),
+        "binary",
     ),
     Route(
         "POST",
         "/audio/transcriptions",
         "createTranscription",
         None,
-        None,
+        CreateTranscriptionResponse,
         CreateTranscriptionResponseStreamEvent,
         ErrorResponse,
         None,
         CreateTranscriptionRequest,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "POST",
         "/audio/translations",
         "createTranslation",
         None,
-        None,
+        CreateTranslationResponse,
         None,
         ErrorResponse,
         None,
         CreateTranslationRequest,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -472,6 +499,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -483,6 +512,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVoiceConsentRequest,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -494,6 +525,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -505,6 +538,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -516,6 +551,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -527,9 +564,21 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVoiceRequest,
+        ("application/json",),
+        "json",
     ),
     Route(
-        "GET", "/batches", "listBatches", None, ListBatchesResponse, None, ErrorResponse, None, None
+        "GET",
+        "/batches",
+        "listBatches",
+        None,
+        ListBatchesResponse,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -541,9 +590,21 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
-        "GET", "/batches/{batch_id}", "retrieveBatch", None, Batch, None, ErrorResponse, None, None
+        "GET",
+        "/batches/{batch_id}",
+        "retrieveBatch",
+        None,
+        Batch,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -555,6 +616,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -566,6 +629,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -577,6 +642,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "GET",
@@ -588,6 +655,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -599,6 +668,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -610,6 +681,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -621,6 +694,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -632,6 +707,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -643,6 +720,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -654,6 +733,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -665,6 +746,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -676,6 +759,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -687,6 +772,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -698,6 +785,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "GET",
@@ -709,6 +798,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -720,6 +811,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -731,6 +824,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -742,6 +837,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "GET",
@@ -753,6 +850,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -764,6 +863,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateContainerFileBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -775,6 +876,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -786,6 +889,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "GET",
@@ -797,6 +902,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -808,6 +915,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateContentProvenanceBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -819,6 +928,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -830,6 +941,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -841,6 +954,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -852,6 +967,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -863,6 +980,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -874,6 +993,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -885,6 +1006,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -896,6 +1019,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -907,10 +1032,48 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
-    Route("GET", "/evals", "listEvals", None, EvalList, None, ErrorResponse, None, None),
-    Route("POST", "/evals", "createEval", CreateEvalRequest, Eval, None, ErrorResponse, None, None),
-    Route("GET", "/evals/{eval_id}", "getEval", None, Eval, None, ErrorResponse, None, None),
+    Route(
+        "GET",
+        "/evals",
+        "listEvals",
+        None,
+        EvalList,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
+    Route(
+        "POST",
+        "/evals",
+        "createEval",
+        CreateEvalRequest,
+        Eval,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
+    Route(
+        "GET",
+        "/evals/{eval_id}",
+        "getEval",
+        None,
+        Eval,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
     Route(
         "POST",
         "/evals/{eval_id}",
@@ -921,6 +1084,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -932,6 +1097,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -943,6 +1110,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -954,6 +1123,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -965,6 +1136,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -976,6 +1149,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -987,6 +1162,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -998,6 +1175,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1009,8 +1188,22 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
-    Route("GET", "/files", "listFiles", None, ListFilesResponse, None, ErrorResponse, None, None),
+    Route(
+        "GET",
+        "/files",
+        "listFiles",
+        None,
+        ListFilesResponse,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
     Route(
         "POST",
         "/files",
@@ -1021,9 +1214,21 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateFileRequest,
+        ("application/json",),
+        "json",
     ),
     Route(
-        "GET", "/files/{file_id}", "retrieveFile", None, OpenAIFile, None, ErrorResponse, None, None
+        "GET",
+        "/files/{file_id}",
+        "retrieveFile",
+        None,
+        OpenAIFile,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1035,6 +1240,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1046,6 +1253,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1057,6 +1266,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1068,6 +1279,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1079,6 +1292,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1090,6 +1305,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1101,6 +1318,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1112,6 +1331,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1123,6 +1344,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1134,6 +1357,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1145,6 +1370,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1156,6 +1383,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1167,6 +1396,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1178,6 +1409,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1189,6 +1422,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1200,6 +1435,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateImageEditRequest,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "POST",
@@ -1211,6 +1448,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "POST",
@@ -1222,11 +1461,35 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateImageVariationRequest,
+        ("application/json",),
+        "json",
     ),
     Route(
-        "GET", "/models", "listModels", None, ListModelsResponse, None, ErrorResponse, None, None
+        "GET",
+        "/models",
+        "listModels",
+        None,
+        ListModelsResponse,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
     ),
-    Route("GET", "/models/{model}", "retrieveModel", None, Model, None, ErrorResponse, None, None),
+    Route(
+        "GET",
+        "/models/{model}",
+        "retrieveModel",
+        None,
+        Model,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
     Route(
         "DELETE",
         "/models/{model}",
@@ -1237,6 +1500,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1248,6 +1513,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1259,6 +1526,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1270,6 +1539,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1281,6 +1552,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1292,6 +1565,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1303,6 +1578,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1314,6 +1591,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1325,6 +1604,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1336,6 +1617,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1347,6 +1630,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1358,6 +1643,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1369,6 +1656,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1380,6 +1669,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1391,6 +1682,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1402,6 +1695,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1413,6 +1708,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1424,6 +1721,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1435,6 +1734,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1446,6 +1747,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1457,6 +1760,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1468,6 +1773,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1479,6 +1786,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1490,6 +1799,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1501,6 +1812,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1512,6 +1825,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1523,6 +1838,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1534,6 +1851,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1545,6 +1864,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1556,6 +1877,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1567,6 +1890,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1578,6 +1903,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1589,6 +1916,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1600,6 +1929,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1611,6 +1942,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1622,6 +1955,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1633,6 +1968,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1644,6 +1981,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1655,6 +1994,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1666,6 +2007,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1677,6 +2020,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1688,6 +2033,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1699,6 +2046,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1710,6 +2059,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1721,6 +2072,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1732,6 +2085,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1743,6 +2098,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1754,6 +2111,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1765,6 +2124,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1776,6 +2137,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1787,6 +2150,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1798,6 +2163,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1809,6 +2176,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1820,6 +2189,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1831,6 +2202,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1842,6 +2215,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1853,6 +2228,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1864,6 +2241,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1875,6 +2254,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1886,6 +2267,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1897,6 +2280,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1908,6 +2293,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1919,6 +2306,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1930,6 +2319,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1941,6 +2332,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1952,6 +2345,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1963,6 +2358,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -1974,6 +2371,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -1985,6 +2384,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -1996,6 +2397,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2007,6 +2410,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2018,6 +2423,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2029,6 +2436,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2040,6 +2449,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2051,6 +2462,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2062,6 +2475,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2073,6 +2488,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2084,6 +2501,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2095,6 +2514,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2106,6 +2527,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2117,6 +2540,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2128,6 +2553,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2139,6 +2566,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2150,6 +2579,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2161,6 +2592,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2172,6 +2605,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2183,6 +2618,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2194,6 +2631,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2205,6 +2644,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2216,6 +2657,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2227,6 +2670,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2238,6 +2683,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2249,6 +2696,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2260,6 +2709,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2271,6 +2722,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2282,6 +2735,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2293,6 +2748,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2304,6 +2761,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2315,6 +2774,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2326,6 +2787,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2337,6 +2800,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2348,6 +2813,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2359,6 +2826,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2370,6 +2839,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2381,6 +2852,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2392,6 +2865,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2403,6 +2878,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2414,6 +2891,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2425,6 +2904,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2436,6 +2917,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2447,6 +2930,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2458,6 +2943,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2469,6 +2956,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2480,6 +2969,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2491,6 +2982,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2502,6 +2995,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2513,6 +3008,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2524,6 +3021,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2535,6 +3034,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2546,6 +3047,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2557,6 +3060,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2568,6 +3073,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         RealtimeCallCreateRequest,
+        ("application/sdp",),
+        "text",
     ),
     Route(
         "POST",
@@ -2579,6 +3086,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -2590,6 +3099,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -2601,6 +3112,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -2612,6 +3125,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -2623,6 +3138,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2634,6 +3151,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2645,6 +3164,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2656,6 +3177,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2667,6 +3190,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "POST",
@@ -2678,6 +3203,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2689,6 +3216,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2700,6 +3229,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2711,6 +3242,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2722,6 +3255,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2733,6 +3268,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -2744,6 +3281,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2755,6 +3294,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2766,6 +3307,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2777,6 +3320,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2788,6 +3333,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2799,6 +3346,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        (),
+        "none",
     ),
     Route(
         "POST",
@@ -2810,8 +3359,22 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
-    Route("GET", "/skills", "ListSkills", None, SkillListResource, None, ErrorResponse, None, None),
+    Route(
+        "GET",
+        "/skills",
+        "ListSkills",
+        None,
+        SkillListResource,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
     Route(
         "POST",
         "/skills",
@@ -2822,6 +3385,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateSkillBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2833,6 +3398,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2844,6 +3411,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2855,6 +3424,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2866,6 +3437,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/zip", "application/json"),
+        "binary",
     ),
     Route(
         "GET",
@@ -2877,6 +3450,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2888,6 +3463,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateSkillVersionBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2899,6 +3476,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2910,6 +3489,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2921,6 +3502,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/zip", "application/json"),
+        "binary",
     ),
     Route(
         "POST",
@@ -2932,6 +3515,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2943,6 +3528,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         ASSISTANT_STREAM_EVENT,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "GET",
@@ -2954,6 +3541,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2965,6 +3554,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -2976,6 +3567,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -2987,6 +3580,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -2998,6 +3593,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3009,6 +3606,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3020,6 +3619,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -3031,6 +3632,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3042,6 +3645,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3053,6 +3658,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         ASSISTANT_STREAM_EVENT,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "GET",
@@ -3064,6 +3671,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3075,6 +3684,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3086,6 +3697,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3097,6 +3710,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3108,6 +3723,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3119,6 +3736,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         ASSISTANT_STREAM_EVENT,
         None,
+        ("application/json", "text/event-stream"),
+        "json",
     ),
     Route(
         "POST",
@@ -3130,6 +3749,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3141,6 +3762,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3152,6 +3775,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3163,6 +3788,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         AddUploadPartRequest,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3174,6 +3801,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3185,6 +3814,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3196,6 +3827,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3207,6 +3840,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -3218,17 +3853,21 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
         "/vector_stores/{vector_store_id}/file_batches",
         "createVectorStoreFileBatch",
-        None,
+        CreateVectorStoreFileBatchRequest,
         VectorStoreFileBatchObject,
         None,
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3240,6 +3879,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3251,6 +3892,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3262,6 +3905,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3273,6 +3918,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3284,6 +3931,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3295,6 +3944,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3306,6 +3957,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -3317,6 +3970,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3328,6 +3983,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3339,8 +3996,22 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
-    Route("GET", "/videos", "ListVideos", None, VideoListResource, None, ErrorResponse, None, None),
+    Route(
+        "GET",
+        "/videos",
+        "ListVideos",
+        None,
+        VideoListResource,
+        None,
+        ErrorResponse,
+        None,
+        None,
+        ("application/json",),
+        "json",
+    ),
     Route(
         "POST",
         "/videos",
@@ -3351,6 +4022,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVideoMultipartBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3362,6 +4035,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVideoCharacterBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3373,6 +4048,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3384,6 +4061,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVideoEditMultipartBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "POST",
@@ -3395,6 +4074,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVideoExtendMultipartBody,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3406,6 +4087,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "DELETE",
@@ -3417,6 +4100,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("application/json",),
+        "json",
     ),
     Route(
         "GET",
@@ -3428,6 +4113,8 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         None,
+        ("video/mp4", "image/webp", "application/json"),
+        "binary",
     ),
     Route(
         "POST",
@@ -3439,5 +4126,7 @@ ROUTES: tuple[Route, ...] = (
         ErrorResponse,
         None,
         CreateVideoRemixBody,
+        ("application/json",),
+        "json",
     ),
 )

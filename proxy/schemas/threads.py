@@ -12,8 +12,9 @@ Every struct is lenient: unknown fields are ignored and every field defaults to 
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -153,13 +154,57 @@ class CreateThreadRequestToolResources(msgspec.Struct, kw_only=True, omit_defaul
     code_interpreter: CreateThreadRequestToolResourcesCodeInterpreter | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    file_search: Any | msgspec.UnsetType = msgspec.UNSET
+    file_search: CreateThreadRequestToolResourcesFileSearch | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
 
 
 class CreateThreadRequestToolResourcesCodeInterpreter(
     msgspec.Struct, kw_only=True, omit_defaults=True
 ):
     file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateThreadRequestToolResourcesFileSearch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    vector_store_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    vector_stores: (
+        list[CreateThreadRequestToolResourcesFileSearchVectorStores] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+
+
+class CreateThreadRequestToolResourcesFileSearchVectorStores(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    chunking_strategy: (
+        CreateThreadRequestToolResourcesFileSearchVectorStoresChunkingStrategyAuto
+        | CreateThreadRequestToolResourcesFileSearchVectorStoresChunkingStrategyStatic
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    metadata: dict[str, str | float | bool] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CreateThreadRequestToolResourcesFileSearchVectorStoresChunkingStrategyAuto(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="auto"
+):
+    pass
+
+
+class CreateThreadRequestToolResourcesFileSearchVectorStoresChunkingStrategyStatic(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="static"
+):
+    static: (
+        CreateThreadRequestToolResourcesFileSearchVectorStoresChunkingStrategyStaticStatic
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class CreateThreadRequestToolResourcesFileSearchVectorStoresChunkingStrategyStaticStatic(
+    msgspec.Struct, kw_only=True, omit_defaults=True
+):
+    max_chunk_size_tokens: int | msgspec.UnsetType = msgspec.UNSET
+    chunk_overlap_tokens: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class DeleteMessageResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

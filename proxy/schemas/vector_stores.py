@@ -2,19 +2,20 @@
 # Spec: openai/openai-openapi openapi.yaml at f85dbe223d40e1a31cba812ab2d755c7e98a92a3
 """Vector stores, their files and file batches, and search.
 
-Entry points: `CreateVectorStoreFileRequest`, `CreateVectorStoreRequest`,
-`DeleteVectorStoreFileResponse`, `DeleteVectorStoreResponse`, `ListVectorStoreFilesResponse`,
-`ListVectorStoresResponse`, `UpdateVectorStoreFileAttributesRequest`,
-`UpdateVectorStoreRequest`, `VectorStoreFileBatchObject`, `VectorStoreFileContentResponse`,
-`VectorStoreFileObject`, `VectorStoreObject`, `VectorStoreSearchRequest`,
-`VectorStoreSearchResultsPage`.
+Entry points: `CreateVectorStoreFileBatchRequest`, `CreateVectorStoreFileRequest`,
+`CreateVectorStoreRequest`, `DeleteVectorStoreFileResponse`, `DeleteVectorStoreResponse`,
+`ListVectorStoreFilesResponse`, `ListVectorStoresResponse`,
+`UpdateVectorStoreFileAttributesRequest`, `UpdateVectorStoreRequest`,
+`VectorStoreFileBatchObject`, `VectorStoreFileContentResponse`, `VectorStoreFileObject`,
+`VectorStoreObject`, `VectorStoreSearchRequest`, `VectorStoreSearchResultsPage`.
 
 Every struct is lenient: unknown fields are ignored and every field defaults to `msgspec.UNSET`,
 so a field absent from the JSON is `UNSET` while an explicit JSON null is `None` (fields accept
 null where the spec allows it or does not require the property). Enum-valued strings are plain
 `str`. A struct that is a member of a tagged union carries its tag in its class config
-(`__struct_config__.tag`), not as a field. `msgspec.Raw` marks a value kept as undecoded JSON
-because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
+(`__struct_config__.tag`), not as a field; the objects of a union that no property tags are
+merged into one struct holding all their fields. `msgspec.Raw` marks a value kept as undecoded
+JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ class AutoChunkingStrategyRequestParam(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="auto"
 ):
     pass
+
+
+class CreateVectorStoreFileBatchRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    file_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    files: list[CreateVectorStoreFileRequest] | msgspec.UnsetType | None = msgspec.UNSET
+    chunking_strategy: ChunkingStrategyRequestParam | msgspec.UnsetType | None = msgspec.UNSET
+    attributes: dict[str, str | float | bool] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateVectorStoreFileRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
