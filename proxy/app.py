@@ -39,6 +39,8 @@ def build_app(config: Config, log: Logger) -> web.Application:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     view = TypedView()
+    if config.server.mode != "replay":
+        view.load_types()  # now, rather than stalling the loop on the first recording's write
     cassette = await Cassette.open(
         Path(config.server.cassette), config.server.mode, config, view, app[LOG]
     )

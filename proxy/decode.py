@@ -14,7 +14,7 @@ A success response is read as what its `Content-Type` names, else as what the ro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -22,9 +22,10 @@ from proxy import batchfiles, multipart
 from proxy.exchange import Exchange, Usage
 from proxy.forms import form_values
 from proxy.media import BinaryBody, TextBody, binary_body, media_kind, text_body
-from proxy.schemas.errors import ErrorResponse
-from proxy.schemas.routes import ROUTES, Route
 from proxy.sse import parse_event
+
+if TYPE_CHECKING:
+    from proxy.schemas.routes import Route
 
 API_PREFIX = "/v1"
 CREATE_FILE = "createFile"  # POST /files: a batch input file is uploaded with purpose `batch`
@@ -32,7 +33,7 @@ RETRIEVE_FILE_CONTENT = "downloadFile"  # GET /files/{file_id}/content
 AZURE_PREFIX = ("openai", "deployments")  # /openai/deployments/{deployment}/... ?api-version=
 
 
-class _Compiled(msgspec.Struct, frozen=True):
+class _Compiled(NamedTuple):
     route: Route
     template: str
 
@@ -98,9 +99,22 @@ def _value(obj: Any, *names: str) -> Any:
 
 class TypedView:
     def __init__(self) -> None:
-        self.routes = RouteTable(ROUTES)
+        self._routes: RouteTable | None = None
         self._decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
         self._form_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+    @property
+    def routes(self) -> RouteTable:
+        """Built on first use: importing the generated types takes ~0.2 s, and a proxy that
+        only replays never decodes anything."""
+        if self._routes is None:
+            from proxy.schemas.routes import ROUTES
+
+            self._routes = RouteTable(ROUTES)
+        return self._routes
+
+    def load_types(self) -> None:
+        self.routes  # noqa: B018 -- the property imports them
 
     def describe(self, exchange: Exchange) -> None:
         """Fill `endpoint` and the typed columns; record any decode failure as a note."""
@@ -117,7 +131,7 @@ class TypedView:
             form = self.request_form(exchange, route)
             usage.model = _value(form, "model")
         if exchange.status >= 400:
-            error = self._decode_if_json(exchange, "error", route.error or ErrorResponse)
+            error = self._decode_if_json(exchange, "error", route.error or _error_type())
             usage.error_type = _value(error, "error", "type")
             usage.error_code = _value(error, "error", "code")
         elif exchange.stream:
@@ -305,3 +319,9 @@ def _first(*values: Any) -> Any:
 
 def _name(type_: Any) -> str:
     return getattr(type_, "__name__", None) or str(type_)
+
+
+def _error_type() -> Any:
+    from proxy.schemas.errors import ErrorResponse
+
+    return ErrorResponse
