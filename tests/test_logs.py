@@ -1,0 +1,122 @@
+"""Logs: one JSON event per exchange, recorded or replayed, and the writer that batches them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import signal
+from pathlib import Path
+from typing import Any
+
+from proxy.logs import LineWriter
+from tests.support.clients import sync_client
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.proxies import ProxyProcess, free_port
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "log me"}]}
+
+
+def _serve(mode: str, upstream: str, cassette: Path, workdir: Path) -> ProxyProcess:
+    port = free_port()
+    proc = ProxyProcess(
+        [
+            "serve", "--mode", mode, "--upstream", upstream, "--cassette", str(cassette),
+            "--port", str(port), "--log-format", "json",
+        ],
+        workdir,
+        port,
+    )  # fmt: skip
+    proc.wait_healthy()
+    return proc
+
+
+def _exchange_events(proc: ProxyProcess) -> list[dict[str, Any]]:
+    """Stop the proxy (SIGTERM: everything flushed) and parse its stderr, which must be JSON lines."""
+    proc.process.send_signal(signal.SIGTERM)
+    assert proc.process.wait(30) == 0
+    lines = [json.loads(line) for line in proc.stderr().splitlines() if line.strip()]
+    return [line for line in lines if line.get("event") == "exchange"]
+
+
+def test_each_exchange_logs_one_json_event_recorded_and_replayed(
+    upstream: FakeOpenAI, cassette: Path, api_key: str, tmp_path: Path
+) -> None:
+    recorder = _serve("record", upstream.url, cassette, tmp_path)
+    try:
+        with sync_client(recorder.base_url, api_key, max_retries=0) as client:
+            client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+            stream = client.chat.completions.create(  # type: ignore[call-overload]
+                **CHAT, stream=True, stream_options={"include_usage": True}
+            )
+            assert list(stream)[-1].usage is not None  # read to the end, as clients do
+        recorded = _exchange_events(recorder)
+    finally:
+        recorder.kill()
+    replayer = _serve("replay", upstream.url, cassette, tmp_path)
+    try:
+        with sync_client(replayer.base_url, api_key, max_retries=0) as client:
+            client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+        replayed = _exchange_events(replayer)
+    finally:
+        replayer.kill()
+
+    assert [(e["source"], e["mode"], e["stream"]) for e in recorded] == [
+        ("recorded", "record", False),
+        ("recorded", "record", True),
+    ]
+    assert [(e["source"], e["mode"], e["id"]) for e in replayed] == [("replayed", "replay", 1)]
+    for event in recorded + replayed:
+        assert event["level"] == "info" and event["timestamp"].endswith("Z")
+        assert (event["method"], event["path"], event["status"]) == (
+            "POST",
+            "/v1/chat/completions",
+            200,
+        )
+        assert event["model"].startswith("gpt-4o-mini")
+        assert event["input_tokens"] > 0 and event["output_tokens"] > 0, (event, recorded, replayed)
+        assert event["ms"] >= 0
+        # The key's fingerprint, never the key.
+        assert event["key"] and event["key"] != api_key and api_key[8:] not in event["key"]
+    assert all(event["ttfb_ms"] >= 0 for event in recorded)  # a replay's own TTFB is its ms
+    assert api_key not in recorder.stderr() + replayer.stderr()
+
+
+def _read_all(fd: int) -> list[bytes]:
+    """Every chunk readable from the pipe now, one `os.read` per write that reached it."""
+    chunks = []
+    while select.select([fd], [], [], 0)[0]:
+        chunks.append(os.read(fd, 65536))
+    return chunks
+
+
+def test_lines_of_one_loop_iteration_go_out_in_one_write_on_line_boundaries() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(write_end, "w", closefd=False) as stream:
+            writer = LineWriter(stream)
+
+            async def burst() -> list[bytes]:
+                for i in range(3):
+                    writer.msg(b'{"n": %d}' % i)
+                assert _read_all(read_end) == []  # nothing written before the iteration ends
+                await asyncio.sleep(0)
+                return _read_all(read_end)
+
+            assert asyncio.run(burst()) == [b'{"n": 0}\n{"n": 1}\n{"n": 2}\n']
+
+            async def big() -> bytes:
+                for i in range(40):  # 40 lines of 200 bytes: more than PIPE_BUF in total
+                    writer.msg(b"%03d" % i + b"x" * 196)
+                await asyncio.sleep(0)
+                return b"".join(_read_all(read_end))
+
+            data = asyncio.run(big())
+            assert data.split(b"\n")[:-1] == [b"%03d" % i + b"x" * 196 for i in range(40)]
+
+            writer.msg(b"outside a loop")  # no loop: written at once
+            assert _read_all(read_end) == [b"outside a loop\n"]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
