@@ -23,7 +23,7 @@ from proxy.headers import (
     storable_response_headers,
     upstream_request_headers,
 )
-from proxy.sse import SseEvent, SseSplitter, is_event_stream
+from proxy.sse import SseEvent, SseSplitter, is_event_stream, parse_event
 
 Finish = Callable[[Exchange], None]
 
@@ -129,10 +129,19 @@ class Upstream:
             reason=upstream.reason,
             headers=client_response_headers(upstream.headers, "recorded"),
         )
+
+        def delivered() -> bool:
+            """Whether the client has had the whole answer: the upstream body ended, or the last
+            event is the `[DONE]` after which OpenAI sends nothing (SDKs hang up right there)."""
+            if upstream.content.at_eof():
+                return True
+            last = parse_event(exchange.events[-1].data) if exchange.events else None
+            return last is not None and last.data == "[DONE]"
+
         try:
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+                # Tee first: a client that hangs up once it has this chunk fails the write below.
                 if decoder is None:
                     chunks.append(chunk)
                 else:
@@ -140,14 +149,17 @@ class Upstream:
                     exchange.events.extend(
                         SseEvent(at, raw) for raw in splitter.feed(decoder.decompress(chunk))
                     )
+                await response.write(chunk)
             await response.write_eof()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ConnectionResetError) as exc:
+            cancelled = isinstance(exc, asyncio.CancelledError)
             upstream.close()  # drops the upstream connection: the upstream sees the cancel
-            done(interrupted())
-            raise
-        except ConnectionResetError:
-            upstream.close()
-            done(Outcome.CLIENT_DISCONNECTED)
+            if delivered():
+                done(Outcome.COMPLETE)
+            else:
+                done(interrupted() if cancelled else Outcome.CLIENT_DISCONNECTED)
+            if cancelled:
+                raise
             return response
         except (aiohttp.ClientError, TimeoutError) as exc:
             upstream.close()
