@@ -131,6 +131,19 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tests", type=int, default=50, help="tests per suite (4 calls each)")
+    parser.add_argument(
+        "--embedding-dimensions",
+        type=int,
+        default=1536,
+        help="size of the upstream's embeddings (default: text-embedding-3-small's 1536, the "
+        "size the corpus's real embeddings have; the tests' fake answers 8)",
+    )
+    parser.add_argument(
+        "--reply-words",
+        type=int,
+        default=0,
+        help="words added to each chat answer (and so chunks to each streamed one)",
+    )
     args = parser.parse_args()
     missing = [m for m in ("vcr", "pytest_recording") if importlib.util.find_spec(m) is None]
     if missing:
@@ -147,6 +160,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pytest-replay-bench-") as tmp:
         loop = LoopThread(name="fake-upstream").start()
         fake = FakeOpenAI()
+        fake.embedding_dimensions = args.embedding_dimensions
+        fake.reply_words = args.reply_words
         try:
             upstream = loop.run(fake.start())  # binds a free loopback port
             ours, vcr = write_suites(Path(tmp), args.tests, upstream)
@@ -182,8 +197,9 @@ def main() -> None:
     med = {name: statistics.median(values) for name, values in times.items()}
     print(
         f"pytest replay of {args.tests} tests x {CALLS_PER_TEST} calls = {calls} openai SDK calls "
-        f"(wall time per pytest process, median of {args.rounds} rounds; upstream stopped, "
-        f"0 requests reached it, all tests passed):"
+        f"with {args.embedding_dimensions}-dimension embeddings (wall time per pytest process, "
+        f"median of {args.rounds} rounds; upstream stopped, 0 requests reached it, all tests "
+        "passed):"
     )
     for name, value in med.items():
         rounds = ", ".join(f"{t:.2f}" for t in times[name])

@@ -77,6 +77,9 @@ class FakeOpenAI:
         self.slow_streams: dict[str, SlowStreamLog] = {}
         self.retry_after_ms: int | None = None  # sent on 429/500 when set
         self.gzip_json = True  # compress JSON answers for clients that accept gzip
+        # Small by default to keep test cassettes small; text-embedding-3-small's is 1536.
+        self.embedding_dimensions = EMBEDDING_DIMENSIONS
+        self.reply_words = 0  # extra words after each chat answer: real answers are longer
         self._token = secrets.token_hex(3)
         self._responses = 0
         self._runner: web.AppRunner | None = None
@@ -237,7 +240,7 @@ class FakeOpenAI:
             self.counter_calls += 1
             content = f"answer {self.counter_calls}"
         else:
-            content = f"You said: {prompt} [{digest[:8]}]"
+            content = f"You said: {prompt} [{digest[:8]}]" + _filler(self.reply_words, digest)
         tools = body.get("tools") or []
         tool_call: dict[str, Any] | None = None
         if tools and body.get("tool_choice") != "none":
@@ -470,14 +473,12 @@ class FakeOpenAI:
         data = []
         for index, text in enumerate(inputs):
             seed = hashlib.sha256(str(text).encode()).digest()
-            raw = struct.pack(
-                f"<{EMBEDDING_DIMENSIONS}f",
-                *((b - 127.5) / 128 for b in seed[:EMBEDDING_DIMENSIONS]),
-            )
+            size = self.embedding_dimensions
+            raw = struct.pack(f"<{size}f", *((seed[i % 32] - 127.5) / 128 for i in range(size)))
             vector: Any = (
                 base64.b64encode(raw).decode()
                 if fmt == "base64"
-                else list(struct.unpack(f"<{EMBEDDING_DIMENSIONS}f", raw))
+                else list(struct.unpack(f"<{size}f", raw))
             )
             data.append({"object": "embedding", "index": index, "embedding": vector})
         tokens = sum(len(str(t).split()) for t in inputs)
@@ -589,6 +590,11 @@ def fake_mp3(text: str, voice: str) -> bytes:
         out += block
         block = hashlib.sha256(block).digest()
     return bytes(out[:SPEECH_SIZE])
+
+
+def _filler(words: int, digest: str) -> str:
+    """`words` deterministic words (varying with the request) to lengthen an answer."""
+    return "".join(f" {digest[i % 32 : i % 32 + 3 + i % 5]}" for i in range(words))
 
 
 def _model(name: str) -> dict[str, Any]:
