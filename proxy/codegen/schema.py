@@ -109,10 +109,31 @@ def deref(spec: Spec, pointer: str, node: Node) -> tuple[str, Node] | None:
     return None
 
 
-def _is_alias_allof(node: Node) -> bool:
-    """``allOf: [X]`` with no own structure: a reference with extra keywords."""
+# Keywords that say something about a value without shaping it.
+_ANNOTATION_KEYS = frozenset(
+    {"nullable", "description", "title", "default", "example", "examples", "deprecated",
+     "readOnly", "writeOnly"}
+)  # fmt: skip
+
+
+def _annotates(part: object) -> bool:
+    return isinstance(part, Mapping) and all(
+        key in _ANNOTATION_KEYS or key.startswith("x-") for key in part
+    )
+
+
+def _alias_allof_part(node: Node) -> int | None:
+    """In ``allOf: [X]`` or ``allOf: [X, {nullable: true}]`` (no own structure, every other part
+    only annotating): the index of X, a reference with extra keywords. None otherwise."""
     parts = node.get("allOf")
-    return isinstance(parts, list) and len(parts) == 1 and "properties" not in node
+    if not isinstance(parts, list) or "properties" in node:
+        return None
+    shaping = [i for i, part in enumerate(parts) if not _annotates(part)]
+    return shaping[0] if len(shaping) == 1 else None
+
+
+def _is_alias_allof(node: Node) -> bool:
+    return _alias_allof_part(node) is not None
 
 
 def expand(spec: Spec, pointer: str, node: Node, *, deep: bool) -> Alternatives:
@@ -137,8 +158,12 @@ def _expand(spec: Spec, pointer: str, node: Node, deep: bool, busy: frozenset[st
             out.leaves.append(Leaf(tptr, tnode, named=True))
             out.nullable = out.nullable or tnode.get("nullable") is True
         return out
-    if _is_alias_allof(node):
-        out.add(_expand(spec, child(pointer, "allOf", 0), node["allOf"][0], deep, busy))
+    index = _alias_allof_part(node)
+    if index is not None:
+        parts = node["allOf"]
+        if any(_annotates(p) and p.get("nullable") is True for p in parts):
+            out.nullable = True
+        out.add(_expand(spec, child(pointer, "allOf", index), parts[index], deep, busy))
         return out
     members = [(key, m) for key in _UNION_KEYS for m in enumerate(_union_members(node, key))]
     if members:

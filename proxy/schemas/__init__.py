@@ -45,8 +45,4 @@ MODULES: tuple[str, ...] = (
     "enums",
     "_forms",
 )
-RAW_FALLBACKS: tuple[tuple[str, str], ...] = (
-    ("CreateRunRequest.tool_choice", "allOf over a union (CreateRunRequest)"),
-    ("CreateThreadAndRunRequest.tool_choice", "allOf over a union (CreateThreadAndRunRequest)"),
-    ("RunObject.tool_choice", "allOf over a union (RunObject)"),
-)
+RAW_FALLBACKS: tuple[tuple[str, str], ...] = ()

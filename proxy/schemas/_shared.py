@@ -1278,6 +1278,18 @@ class NamespaceToolParam(
     tools: list[FunctionToolParam | CustomToolParam] | msgspec.UnsetType = msgspec.UNSET
 
 
+class OpenAIFile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    bytes: int | msgspec.UnsetType = msgspec.UNSET
+    created_at: int | msgspec.UnsetType = msgspec.UNSET
+    expires_at: int | msgspec.UnsetType | None = msgspec.UNSET
+    filename: str | msgspec.UnsetType = msgspec.UNSET
+    object: str | msgspec.UnsetType = msgspec.UNSET
+    purpose: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    status_details: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class OutputTextContent(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="output_text"
 ):

@@ -19,6 +19,7 @@ import msgspec
 
 from ._forms import FormFile
 from ._shared import FileExpirationAfter
+from ._shared import OpenAIFile as OpenAIFile
 
 
 class CreateFileRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -39,15 +40,3 @@ class ListFilesResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     first_id: str | msgspec.UnsetType | None = msgspec.UNSET
     last_id: str | msgspec.UnsetType | None = msgspec.UNSET
     has_more: bool | msgspec.UnsetType = msgspec.UNSET
-
-
-class OpenAIFile(msgspec.Struct, kw_only=True, omit_defaults=True):
-    id: str | msgspec.UnsetType = msgspec.UNSET
-    bytes: int | msgspec.UnsetType = msgspec.UNSET
-    created_at: int | msgspec.UnsetType = msgspec.UNSET
-    expires_at: int | msgspec.UnsetType | None = msgspec.UNSET
-    filename: str | msgspec.UnsetType = msgspec.UNSET
-    object: str | msgspec.UnsetType = msgspec.UNSET
-    purpose: str | msgspec.UnsetType = msgspec.UNSET
-    status: str | msgspec.UnsetType = msgspec.UNSET
-    status_details: str | msgspec.UnsetType | None = msgspec.UNSET

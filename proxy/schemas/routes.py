@@ -37,7 +37,7 @@ the first of them that is not an event stream holds: `json`, `text` (`text/*`, S
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._shared import Error
+from ._shared import Error, OpenAIFile
 from .admin import (
     AdminApiKey,
     AdminApiKeyCreateResponse,
@@ -212,7 +212,7 @@ from .evals import (
     EvalRunOutputItemList,
     UpdateEvalRequest,
 )
-from .files import CreateFileRequest, DeleteFileResponse, ListFilesResponse, OpenAIFile
+from .files import CreateFileRequest, DeleteFileResponse, ListFilesResponse
 from .fine_tuning import (
     CreateFineTuningCheckpointPermissionRequest,
     CreateFineTuningJobRequest,

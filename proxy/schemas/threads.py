@@ -19,7 +19,7 @@ JSON because msgspec cannot express its schema; see `proxy.schemas.RAW_FALLBACKS
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -36,6 +36,15 @@ class AssistantToolsFileSearchTypeOnly(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="file_search"
 ):
     pass
+
+
+class AssistantsNamedToolChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    function: AssistantsNamedToolChoiceFunction | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class AssistantsNamedToolChoiceFunction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class CreateMessageRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -78,17 +87,10 @@ class CreateRunRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     stream: bool | msgspec.UnsetType | None = msgspec.UNSET
     max_prompt_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
     max_completion_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
-    truncation_strategy: CreateRunRequestTruncationStrategy | msgspec.UnsetType | None = (
-        msgspec.UNSET
-    )
-    tool_choice: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    truncation_strategy: TruncationObject | msgspec.UnsetType | None = msgspec.UNSET
+    tool_choice: AssistantsApiToolChoiceOption | msgspec.UnsetType | None = msgspec.UNSET
     parallel_tool_calls: bool | msgspec.UnsetType | None = msgspec.UNSET
     response_format: AssistantsApiResponseFormatOption | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class CreateRunRequestTruncationStrategy(msgspec.Struct, kw_only=True, omit_defaults=True):
-    type: str | msgspec.UnsetType = msgspec.UNSET
-    last_messages: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateThreadAndRunRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -110,10 +112,8 @@ class CreateThreadAndRunRequest(msgspec.Struct, kw_only=True, omit_defaults=True
     stream: bool | msgspec.UnsetType | None = msgspec.UNSET
     max_prompt_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
     max_completion_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
-    truncation_strategy: CreateThreadAndRunRequestTruncationStrategy | msgspec.UnsetType | None = (
-        msgspec.UNSET
-    )
-    tool_choice: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    truncation_strategy: TruncationObject | msgspec.UnsetType | None = msgspec.UNSET
+    tool_choice: AssistantsApiToolChoiceOption | msgspec.UnsetType | None = msgspec.UNSET
     parallel_tool_calls: bool | msgspec.UnsetType | None = msgspec.UNSET
     response_format: AssistantsApiResponseFormatOption | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -137,11 +137,6 @@ class CreateThreadAndRunRequestToolResourcesFileSearch(
     msgspec.Struct, kw_only=True, omit_defaults=True
 ):
     vector_store_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class CreateThreadAndRunRequestTruncationStrategy(msgspec.Struct, kw_only=True, omit_defaults=True):
-    type: str | msgspec.UnsetType = msgspec.UNSET
-    last_messages: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateThreadRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -541,8 +536,8 @@ class RunObject(msgspec.Struct, kw_only=True, omit_defaults=True):
     top_p: float | msgspec.UnsetType | None = msgspec.UNSET
     max_prompt_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
     max_completion_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
-    truncation_strategy: RunObjectTruncationStrategy | msgspec.UnsetType = msgspec.UNSET
-    tool_choice: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    truncation_strategy: TruncationObject | msgspec.UnsetType | None = msgspec.UNSET
+    tool_choice: AssistantsApiToolChoiceOption | msgspec.UnsetType | None = msgspec.UNSET
     parallel_tool_calls: bool | msgspec.UnsetType = msgspec.UNSET
     response_format: AssistantsApiResponseFormatOption | msgspec.UnsetType | None = msgspec.UNSET
     tool_resources: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
@@ -568,11 +563,6 @@ class RunObjectRequiredAction(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class RunObjectRequiredActionSubmitToolOutputs(msgspec.Struct, kw_only=True, omit_defaults=True):
     tool_calls: list[RunToolCallObject] | msgspec.UnsetType = msgspec.UNSET
-
-
-class RunObjectTruncationStrategy(msgspec.Struct, kw_only=True, omit_defaults=True):
-    type: str | msgspec.UnsetType = msgspec.UNSET
-    last_messages: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RunStepCompletionUsage(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -895,3 +885,11 @@ class ThreadObjectToolResourcesCodeInterpreter(msgspec.Struct, kw_only=True, omi
 
 class ThreadObjectToolResourcesFileSearch(msgspec.Struct, kw_only=True, omit_defaults=True):
     vector_store_ids: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class TruncationObject(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    last_messages: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+AssistantsApiToolChoiceOption: TypeAlias = str | AssistantsNamedToolChoice

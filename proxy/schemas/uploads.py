@@ -19,7 +19,7 @@ from __future__ import annotations
 import msgspec
 
 from ._forms import FormFile
-from ._shared import FileExpirationAfter
+from ._shared import FileExpirationAfter, OpenAIFile
 
 
 class AddUploadPartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -48,19 +48,7 @@ class Upload(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: str | msgspec.UnsetType = msgspec.UNSET
     expires_at: int | msgspec.UnsetType = msgspec.UNSET
     object: str | msgspec.UnsetType | None = msgspec.UNSET
-    file: UploadFile | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class UploadFile(msgspec.Struct, kw_only=True, omit_defaults=True):
-    id: str | msgspec.UnsetType = msgspec.UNSET
-    bytes: int | msgspec.UnsetType = msgspec.UNSET
-    created_at: int | msgspec.UnsetType = msgspec.UNSET
-    expires_at: int | msgspec.UnsetType | None = msgspec.UNSET
-    filename: str | msgspec.UnsetType = msgspec.UNSET
-    object: str | msgspec.UnsetType = msgspec.UNSET
-    purpose: str | msgspec.UnsetType = msgspec.UNSET
-    status: str | msgspec.UnsetType = msgspec.UNSET
-    status_details: str | msgspec.UnsetType | None = msgspec.UNSET
+    file: OpenAIFile | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class UploadPart(msgspec.Struct, kw_only=True, omit_defaults=True):

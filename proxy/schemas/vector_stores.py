@@ -128,13 +128,8 @@ class UpdateVectorStoreFileAttributesRequest(msgspec.Struct, kw_only=True, omit_
 
 class UpdateVectorStoreRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str | msgspec.UnsetType | None = msgspec.UNSET
-    expires_after: UpdateVectorStoreRequestExpiresAfter | msgspec.UnsetType | None = msgspec.UNSET
+    expires_after: VectorStoreExpirationAfter | msgspec.UnsetType | None = msgspec.UNSET
     metadata: dict[str, str | float | bool] | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class UpdateVectorStoreRequestExpiresAfter(msgspec.Struct, kw_only=True, omit_defaults=True):
-    anchor: str | msgspec.UnsetType = msgspec.UNSET
-    days: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class VectorStoreExpirationAfter(msgspec.Struct, kw_only=True, omit_defaults=True):
