@@ -1,11 +1,12 @@
 """Replay the same 200-call pytest suite with our plugin and with VCR.py + pytest-recording.
 
-Generates two copies of a suite (50 tests x 4 openai SDK calls: chat, streamed chat with usage,
-embeddings, a tool call), records both against the fake OpenAI upstream of the tests, stops it, then
-replays each copy in its own pytest process, alternating over several rounds, and reports the median
-wall times and their ratio. Needs the `bench` extra (vcrpy, pytest-recording).
+For each suite shape (calls per test: 1, 4 and 20 by default, so 200, 50 and 10 tests), generates
+two copies of the suite (the calls cycle through chat, streamed chat with usage, embeddings and a tool
+call), records both against the fake OpenAI upstream of the tests, stops it, then replays each copy
+in its own pytest process, alternating over several rounds, and reports the median wall times and
+their ratio per shape. Needs the `bench` extra (vcrpy, pytest-recording).
 
-    pip install -e '.[bench]' && python bench/pytest_replay_bench.py [--rounds 3] [--tests 50]
+    pip install -e '.[bench]' && python bench/pytest_replay_bench.py [--rounds 3] [--per-test 1,4,20]
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CALLS_PER_TEST = 4
 API_KEY = "sk-bench-0000000000000000000000"
 
 CALLS = """
@@ -43,11 +43,14 @@ TOOLS = [
 ]
 
 
-def calls(client: openai.OpenAI, n: int) -> None:
+def plain(client: openai.OpenAI, n: int) -> None:
     reply = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": f"plain question {n}"}]
     )
     assert f"plain question {n}" in (reply.choices[0].message.content or "")
+
+
+def streamed(client: openai.OpenAI, n: int) -> None:
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": f"streamed question {n}"}],
@@ -58,15 +61,30 @@ def calls(client: openai.OpenAI, n: int) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert f"streamed question {n}" in text
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def embedded(client: openai.OpenAI, n: int) -> None:
     vectors = client.embeddings.create(model="text-embedding-3-small", input=f"embed text {n}")
     assert len(vectors.data[0].embedding) > 0
-    tool = client.chat.completions.create(
+
+
+def tool(client: openai.OpenAI, n: int) -> None:
+    reply = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": f"tool question {n}"}],
         tools=TOOLS,
     )
-    tool_calls = tool.choices[0].message.tool_calls
+    tool_calls = reply.choices[0].message.tool_calls
     assert tool_calls and tool_calls[0].function.name == "lookup"
+
+
+KINDS = (plain, streamed, embedded, tool)
+
+
+def calls(client: openai.OpenAI, first: int, count: int) -> None:
+    # `count` calls, cycling through the four kinds from call number `first` on.
+    for n in range(first, first + count):
+        KINDS[n % len(KINDS)](client, n)
 """
 
 VCR_CONFTEST = """
@@ -82,24 +100,26 @@ def vcr_config():
 """
 
 
-def suite(tests: int, marker: str, client: str) -> str:
-    """A test module of `tests` tests, each marked with `marker` and making CALLS_PER_TEST calls."""
+def suite(tests: int, per_test: int, marker: str, client: str) -> str:
+    """A test module of `tests` tests, each marked with `marker` and making `per_test` calls."""
     head = "import openai\nimport pytest\n" + CALLS
     body = "".join(
-        f"\n\n@pytest.mark.{marker}\ndef test_case_{i:03d}() -> None:\n    calls({client}, {i})\n"
+        f"\n\n@pytest.mark.{marker}\ndef test_case_{i:03d}() -> None:\n"
+        f"    calls({client}, {i * per_test}, {per_test})\n"
         for i in range(tests)
     )
     return head + body
 
 
-def write_suites(tmp: Path, tests: int, upstream: str) -> tuple[Path, Path]:
+def write_suites(tmp: Path, tests: int, per_test: int, upstream: str) -> tuple[Path, Path]:
     ours, vcr = tmp / "ours", tmp / "vcr"
     for directory in (ours, vcr):
-        directory.mkdir()
+        directory.mkdir(parents=True)
         (directory / "pytest.ini").write_text("[pytest]\n")
-    (ours / "test_suite.py").write_text(suite(tests, "cassette", "openai.OpenAI(max_retries=0)"))
+    ours_client = "openai.OpenAI(max_retries=0)"  # OPENAI_BASE_URL comes from the plugin
+    (ours / "test_suite.py").write_text(suite(tests, per_test, "cassette", ours_client))
     client = f"openai.OpenAI(base_url={upstream + '/v1'!r}, api_key={API_KEY!r}, max_retries=0)"
-    (vcr / "test_suite.py").write_text(suite(tests, "vcr", client))
+    (vcr / "test_suite.py").write_text(suite(tests, per_test, "vcr", client))
     (vcr / "conftest.py").write_text(textwrap.dedent(VCR_CONFTEST).lstrip())
     return ours, vcr
 
@@ -125,12 +145,75 @@ def pytest_run(cwd: Path, args: list[str], env: dict[str, str], tests: int) -> f
     return elapsed
 
 
+class Shape:
+    """One suite shape measured: its wall times per variant."""
+
+    def __init__(self, per_test: int, calls: int) -> None:
+        self.per_test = per_test
+        self.tests = calls // per_test
+        self.times: dict[str, list[float]] = {"cassette-proxy": [], "VCR.py": []}
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.times[name])
+
+    @property
+    def ratio(self) -> float:
+        return self.median("VCR.py") / self.median("cassette-proxy")
+
+
+def measure(shape: Shape, tmp: Path, args: argparse.Namespace) -> None:
+    """Record both copies of the suite, stop the upstream, replay each copy `args.rounds` times."""
+    from tests.support.fake_openai import FakeOpenAI
+    from tests.support.loop_thread import LoopThread
+
+    calls = shape.tests * shape.per_test
+    loop = LoopThread(name="fake-upstream").start()
+    fake = FakeOpenAI()
+    fake.embedding_dimensions = args.embedding_dimensions
+    fake.reply_words = args.reply_words
+    try:
+        upstream = loop.run(fake.start())  # binds a free loopback port
+        ours, vcr = write_suites(tmp / f"x{shape.per_test}", shape.tests, shape.per_test, upstream)
+        record_env = {**base_env(), "OPENAI_API_KEY": API_KEY}
+        for directory, record_args in (
+            (ours, ["--cassette-mode=record", f"--cassette-upstream={upstream}"]),
+            (vcr, ["--record-mode=once"]),
+        ):
+            before = fake.request_count
+            pytest_run(directory, record_args, record_env, shape.tests)
+            if fake.request_count - before != calls:
+                sys.exit(
+                    f"recording {directory}: upstream saw "
+                    f"{fake.request_count - before} requests, expected {calls}"
+                )
+        recorded = fake.request_count
+    finally:
+        loop.run(fake.stop())
+        loop.stop()
+
+    replay_env = base_env()  # no key: neither replay needs one
+    variants = {
+        "cassette-proxy": (ours, ["--cassette-mode=replay"]),
+        "VCR.py": (vcr, ["--record-mode=none"]),
+    }
+    for _ in range(args.rounds):
+        for name, (directory, replay_args) in variants.items():
+            shape.times[name].append(pytest_run(directory, replay_args, replay_env, shape.tests))
+    if fake.request_count != recorded:
+        sys.exit(f"the upstream received {fake.request_count - recorded} requests in replay")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tests", type=int, default=50, help="tests per suite (4 calls each)")
+    parser.add_argument("--calls", type=int, default=200, help="openai SDK calls per suite")
+    parser.add_argument(
+        "--per-test",
+        default="1,4,20",
+        help="comma-separated calls per test, one suite shape each (default: 1,4,20)",
+    )
     parser.add_argument(
         "--embedding-dimensions",
         type=int,
@@ -153,63 +236,26 @@ def main() -> None:
         )
         sys.exit(2)
     sys.path.insert(0, str(ROOT))
-    from tests.support.fake_openai import FakeOpenAI
-    from tests.support.loop_thread import LoopThread
-
-    calls = args.tests * CALLS_PER_TEST
+    shapes = [Shape(int(n), args.calls) for n in args.per_test.split(",")]
     with tempfile.TemporaryDirectory(prefix="pytest-replay-bench-") as tmp:
-        loop = LoopThread(name="fake-upstream").start()
-        fake = FakeOpenAI()
-        fake.embedding_dimensions = args.embedding_dimensions
-        fake.reply_words = args.reply_words
-        try:
-            upstream = loop.run(fake.start())  # binds a free loopback port
-            ours, vcr = write_suites(Path(tmp), args.tests, upstream)
-            record_env = {**base_env(), "OPENAI_API_KEY": API_KEY}
-            for directory, record_args in (
-                (ours, ["--cassette-mode=record", f"--cassette-upstream={upstream}"]),
-                (vcr, ["--record-mode=once"]),
-            ):
-                before = fake.request_count
-                pytest_run(directory, record_args, record_env, args.tests)
-                if fake.request_count - before != calls:
-                    sys.exit(
-                        f"recording {directory.name}: upstream saw "
-                        f"{fake.request_count - before} requests, expected {calls}"
-                    )
-            recorded = fake.request_count
-        finally:
-            loop.run(fake.stop())
-            loop.stop()
+        for shape in shapes:
+            measure(shape, Path(tmp), args)
 
-        replay_env = base_env()  # no key: neither replay needs one
-        variants = {
-            "cassette-proxy": (ours, ["--cassette-mode=replay"]),
-            "VCR.py": (vcr, ["--record-mode=none"]),
-        }
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, (directory, replay_args) in variants.items():
-                times[name].append(pytest_run(directory, replay_args, replay_env, args.tests))
-        if fake.request_count != recorded:
-            sys.exit(f"the upstream received {fake.request_count - recorded} requests in replay")
-
-    med = {name: statistics.median(values) for name, values in times.items()}
     print(
-        f"pytest replay of {args.tests} tests x {CALLS_PER_TEST} calls = {calls} openai SDK calls "
-        f"with {args.embedding_dimensions}-dimension embeddings (wall time per pytest process, "
-        f"median of {args.rounds} rounds; upstream stopped, 0 requests reached it, all tests "
-        "passed):"
+        f"pytest replay of {args.calls} openai SDK calls, {args.embedding_dimensions}-dimension "
+        f"embeddings; wall time per pytest process, median of {args.rounds} rounds; upstream "
+        "stopped, 0 requests reached it, all tests passed:"
     )
-    for name, value in med.items():
-        rounds = ", ".join(f"{t:.2f}" for t in times[name])
-        print(f"  {name:15s} {value:6.2f} s   (rounds: {rounds})")
-    ratio = med["VCR.py"] / med["cassette-proxy"]
-    print(f"VCR.py / cassette-proxy = {ratio:.2f}")
-    if ratio >= 1:
-        print(f"ours is {ratio:.2f}x faster")
-    else:
-        print(f"ours is {1 / ratio:.2f}x slower")
+    print(f"{'tests x calls':>14s} {'cassette-proxy':>15s} {'VCR.py':>9s} {'VCR.py / ours':>14s}")
+    for shape in shapes:
+        print(
+            f"{f'{shape.tests} x {shape.per_test}':>14s} {shape.median('cassette-proxy'):13.2f} s"
+            f" {shape.median('VCR.py'):7.2f} s {shape.ratio:13.2f}x"
+        )
+    for shape in shapes:
+        for name, values in shape.times.items():
+            rounds = ", ".join(f"{t:.2f}" for t in values)
+            print(f"  {shape.tests} x {shape.per_test}, {name}: {rounds}")
 
 
 if __name__ == "__main__":
