@@ -247,6 +247,26 @@ async def test_async_client_leaving_mid_stream_cancels_upstream_and_is_stored_in
     check_disconnect_stored(cassette)
 
 
+def test_a_client_hanging_up_after_done_leaves_a_complete_exchange(
+    upstream: FakeOpenAI, proxies: ProxyFactory, cassette: Path, api_key: str
+) -> None:
+    """SDKs close the connection once they read `[DONE]`, often before the body's end arrives."""
+    upstream.done_linger = 5.0  # the end of the body comes long after [DONE]
+    recorder = proxies.start("record", upstream.url, cassette)
+    with sync_client(recorder.base_url, api_key, max_retries=0) as client:
+        chunks = list(client.chat.completions.create(**slow_request("hang up after done", 3)))
+    assert [c.choices[0].delta.content for c in chunks] == ["tick0 ", "tick1 ", "tick2 "]
+    log = upstream.slow_streams["hang up after done"]
+    assert log.ended.wait(15) and log.cancelled  # the proxy let the upstream go at once
+    recorder.stop()
+    rows = query(cassette, "SELECT id, complete, outcome FROM exchanges")
+    assert [row[1:] for row in rows] == [(1, "complete")]
+    events = query(
+        cassette, "SELECT data FROM sse_events WHERE exchange_id = ? ORDER BY idx", rows[0][0]
+    )
+    assert len(events) == 4 and events[-1][0] == b"data: [DONE]\n\n"
+
+
 # ------------------------------------------------------------------------------------------------
 # Failures the proxy answers itself, OpenAI-shaped.
 

@@ -80,6 +80,8 @@ class FakeOpenAI:
         # Small by default to keep test cassettes small; text-embedding-3-small's is 1536.
         self.embedding_dimensions = EMBEDDING_DIMENSIONS
         self.reply_words = 0  # extra words after each chat answer: real answers are longer
+        # Seconds a slow stream waits between its `[DONE]` and the end of its body.
+        self.done_linger = 0.0
         self._token = secrets.token_hex(3)
         self._responses = 0
         self._runner: web.AppRunner | None = None
@@ -375,6 +377,8 @@ class FakeOpenAI:
                 log.write_times.append(time.monotonic())
                 await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
+            if self.done_linger:
+                await asyncio.sleep(self.done_linger)
             await response.write_eof()
         except asyncio.CancelledError:
             log.cancelled = True
