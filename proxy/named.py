@@ -84,6 +84,10 @@ class NamedCassettes:
             self._modes[name] = mode
         return await self.get(name)
 
+    def opened(self, name: str) -> Cassette | None:
+        """The cassette `name` if it is open now (it holds this session's stats and index)."""
+        return self._open.get(name)
+
     async def release(self, name: str) -> None:
         """Close one cassette (flushing its writes); the next request reopens it in its mode."""
         async with self._locks.setdefault(name, asyncio.Lock()):

@@ -278,7 +278,7 @@ def _cassette_marker(request: pytest.FixtureRequest) -> None:
 
 async def _outcome(named: NamedCassettes, name: str) -> tuple[list[str], int]:
     """The misses and unused recordings of a test's cassette, read on the proxy's loop."""
-    current = named._open.get(name)
+    current = named.opened(name)
     if current is None:
         return [], 0
     unused = current.index.unused() if current.mode != "record" else 0
