@@ -17,14 +17,13 @@ Exits 2 when `../shared/corpus` (beside the repo) is absent.
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import pydantic
@@ -43,7 +42,11 @@ from proxy.decode import RouteTable
 from proxy.schemas.routes import ROUTES
 from proxy.sse import SseSplitter, is_event_stream, parse_event
 
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openai"
+if TYPE_CHECKING:
+    from tests.support.corpus import CorpusExchange
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_DIR = ROOT.parent / "shared" / "corpus" / "openai"
 EXIT_NO_CORPUS = 2
 TARGET = 5.0
 MB = 1_000_000
@@ -80,42 +83,6 @@ COUNTERPARTS: Mapping[tuple[str, bool], Counterpart] = {
     ("createImageEdit", False): Counterpart("images", ImagesResponse),
     ("createImageVariation", False): Counterpart("images", ImagesResponse),
 }
-
-
-# -- the corpus --------------------------------------------------------------------------------
-
-
-class CorpusRequest(msgspec.Struct):
-    method: str
-    path: str
-
-
-class CorpusResponse(msgspec.Struct):
-    status: int
-    headers: dict[str, str] = msgspec.field(default_factory=dict)
-    body: str | None = None
-    body_b64: str | None = None
-
-    def body_bytes(self) -> bytes:
-        if self.body_b64 is not None:
-            return base64.b64decode(self.body_b64)
-        return (self.body or "").encode("utf-8")
-
-
-class CorpusExchange(msgspec.Struct):
-    id: str
-    request: CorpusRequest
-    response: CorpusResponse
-
-
-def load_corpus(corpus_dir: Path) -> list[CorpusExchange]:
-    decoder = msgspec.json.Decoder(CorpusExchange)
-    return [
-        decoder.decode(line)
-        for path in sorted(corpus_dir.glob("*.jsonl"))
-        for line in path.read_bytes().splitlines()
-        if line.strip()
-    ]
 
 
 def event_data(body: bytes) -> Iterator[bytes]:
@@ -355,7 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_NO_CORPUS
-    selection = select(load_corpus(args.corpus))
+    sys.path.insert(0, str(ROOT))
+    from tests.support.corpus import read_corpus  # the tests' reader of the same files
+
+    selection = select(read_corpus(args.corpus))
     cats = categories(selection.bodies)
     timings = measure(cats, args.rounds, args.min_seconds)
     table = rows(cats, timings, selection.sdk_rejects)

@@ -13,7 +13,7 @@ from proxy.config import Config, Mode
 from proxy.content_encoding import UnsupportedEncoding, decode_body
 from proxy.decode import TypedView
 from proxy.exchange import Exchange
-from proxy.headers import replay_response_headers
+from proxy.headers import header_value, replay_response_headers
 from proxy.logs import Logger
 from proxy.matching import Canonical, MatchRules
 from proxy.recordings import RecordingIndex
@@ -63,13 +63,11 @@ class Cassette:
                 "(--mode record or --mode auto)"
             )
         # A recorder never looks recordings up: keep memory flat however long it runs.
-        store = await CassetteStore.open(path, load=mode != "record")
+        store, contents = await CassetteStore.open(path, load=mode != "record")
         rules = MatchRules(config.matching)
         index = RecordingIndex(repeat_last=config.replay.repeat == "last")
-        exchanges, stored = store.contents.exchanges, store.contents.count
-        store.contents.exchanges = []  # the index holds them from here on
-        cassette = cls(store, mode, rules, index, stored, view, log)
-        for exchange in exchanges:
+        cassette = cls(store, mode, rules, index, contents.count, view, log)
+        for exchange in contents.exchanges:
             # Keys are recomputed with today's matching rules, so changing ignore paths or
             # matched headers after recording applies to old recordings too.
             index.add(exchange, rules.key(cassette.canonical_of(exchange, remember=False)))
@@ -114,7 +112,7 @@ class Cassette:
         cached = self._canonical_cache.get(exchange.id)
         if cached is not None:
             return cached
-        content_type = next((v for k, v in exchange.request_headers if k == "content-type"), None)
+        content_type = header_value(exchange.request_headers, "content-type")
         canonical = self.rules.canonical(
             exchange.method,
             exchange.path,

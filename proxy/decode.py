@@ -21,6 +21,7 @@ import msgspec
 from proxy import batchfiles, multipart
 from proxy.exchange import Exchange, Usage
 from proxy.forms import form_values
+from proxy.headers import header_value
 from proxy.media import BinaryBody, TextBody, binary_body, media_kind, text_body
 from proxy.sse import parse_event
 
@@ -124,7 +125,7 @@ class TypedView:
         exchange.endpoint = compiled.template
         route = compiled.route
         usage = exchange.usage
-        if route.request is not None and exchange.request_body and _is_json_request(exchange):
+        if route.request is not None and exchange.request_body and is_json_request(exchange):
             request = self._decode(exchange, "request", route.request, exchange.request_body)
             usage.model = _value(request, "model")
         elif route.form is not None and exchange.request_body:
@@ -155,7 +156,7 @@ class TypedView:
             return None
         if exchange.content_encoding:
             return None
-        content_type = _header(exchange.response_headers, "content-type")
+        content_type = header_value(exchange.response_headers, "content-type")
         kind = media_kind(content_type) or route.kind
         if kind == "json" and route.response is not None:
             return self._decode(exchange, "response", route.response, body)
@@ -181,7 +182,7 @@ class TypedView:
         """The multipart request as the route's form struct; None (and a note when it is
         multipart but does not convert) otherwise. A batch upload's file is decoded too."""
         route = route or self._route(exchange)
-        content_type = _header(exchange.request_headers, "content-type")
+        content_type = header_value(exchange.request_headers, "content-type")
         boundary = multipart.boundary(content_type or "")
         if route is None or route.form is None or not multipart.is_form_data(content_type):
             return None
@@ -287,7 +288,7 @@ class TypedView:
         )
 
     def _decode_if_json(self, exchange: Exchange, what: str, type_: Any) -> Any:
-        content_type = _header(exchange.response_headers, "content-type")
+        content_type = header_value(exchange.response_headers, "content-type")
         if exchange.content_encoding or media_kind(content_type) != "json":
             return None
         return self._decode(exchange, what, type_, exchange.response_body)
@@ -303,13 +304,9 @@ class TypedView:
             return None
 
 
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
-def _is_json_request(exchange: Exchange) -> bool:
+def is_json_request(exchange: Exchange) -> bool:
     """Whether the request body is JSON (some operations also take multipart uploads)."""
-    content_type = _header(exchange.request_headers, "content-type")
+    content_type = header_value(exchange.request_headers, "content-type")
     return content_type is None or "json" in content_type.lower()
 
 

@@ -26,8 +26,9 @@ from typing import Any
 import msgspec
 from msgspec import inspect as mi
 
-from proxy.decode import RouteTable
+from proxy.decode import RouteTable, is_json_request
 from proxy.exchange import Exchange
+from proxy.headers import header_value
 from proxy.schemas.enums import ENUMS
 from proxy.schemas.errors import ErrorResponse
 from proxy.schemas.routes import ROUTES, Route
@@ -104,7 +105,7 @@ class DriftScanner:
         self._exchange_id = exchange.id
         route = compiled.route
         where = f"{route.method} {compiled.template}"
-        if route.request is not None and exchange.request_body and _json_request(exchange):
+        if route.request is not None and exchange.request_body and is_json_request(exchange):
             self._walk_body(exchange.request_body, route.request, f"{where} request")
         if exchange.status >= 400:
             if _json_response(exchange):
@@ -221,17 +222,8 @@ class DriftScanner:
             self._walk(item, field.type, location)
 
 
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
-def _json_request(exchange: Exchange) -> bool:
-    content_type = _header(exchange.request_headers, "content-type")
-    return content_type is None or "json" in content_type.lower()
-
-
 def _json_response(exchange: Exchange) -> bool:
-    content_type = _header(exchange.response_headers, "content-type") or ""
+    content_type = header_value(exchange.response_headers, "content-type") or ""
     return exchange.content_encoding is None and "json" in content_type.lower()
 
 

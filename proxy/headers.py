@@ -43,6 +43,11 @@ def fingerprint(secret: str) -> str:
     return f"fp_{digest[:16]}"
 
 
+def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header `name` (lower case) among stored pairs."""
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
 def credential_of(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | None:
     """The API key a request presents, bearer prefix stripped, if any."""
     value = headers.get("authorization")

@@ -12,9 +12,9 @@ from proxy.cli import main
 from proxy.drift import DriftScanner
 from proxy.exchange import Exchange
 from proxy.schemas.enums import ENUMS
-from proxy.sse import SseEvent
 from proxy.store import CassetteStore
 from tests.support.corpus import load_corpus
+from tests.support.exchanges import stored_exchange
 from tests.test_typed_view import as_exchange
 
 CHAT_REQUEST = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
@@ -46,26 +46,12 @@ def _exchange(
     body: bytes = b"",
     events: list[bytes] | None = None,
 ) -> Exchange:
-    return Exchange(
-        id=exchange_id,
-        started_at=0.0,
-        method="POST",
-        path=path,
-        query="",
-        request_headers=[("content-type", "application/json")],
-        request_body=request,
-        match_key=f"key-{exchange_id}",
-        status=200,
-        response_headers=[("content-type", "text/event-stream" if events else "application/json")],
-        response_body=body,
-        stream=bool(events),
-        events=[SseEvent(float(i), raw) for i, raw in enumerate(events or [])],
-    )
+    return stored_exchange(path, request, exchange_id=exchange_id, body=body, events=events)
 
 
 def _record(path: Path, exchanges: list[Exchange]) -> None:
     async def write() -> None:
-        store = await CassetteStore.open(path)
+        store, _ = await CassetteStore.open(path)
         store.start()
         for exchange in exchanges:
             store.submit(exchange)

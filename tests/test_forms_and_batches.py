@@ -13,6 +13,7 @@ from proxy.schemas._forms import FormFile
 from proxy.schemas.audio import CreateTranscriptionRequest
 from proxy.schemas.files import CreateFileRequest
 from tests.support.corpus import load_corpus
+from tests.support.exchanges import stored_exchange
 from tests.test_typed_view import as_exchange
 
 BOUNDARY = "----cassette-test-boundary"
@@ -37,18 +38,12 @@ def multipart_body(fields: list[tuple[str, str | tuple[str, str, bytes]]]) -> by
 
 
 def form_exchange(path: str, body: bytes, status: int = 200, response: bytes = b"{}") -> Exchange:
-    return Exchange(
-        id=1,
-        started_at=0.0,
-        method="POST",
-        path=path,
-        query="",
-        request_headers=[("content-type", f"multipart/form-data; boundary={BOUNDARY}")],
-        request_body=body,
-        match_key="",
+    return stored_exchange(
+        path,
+        body,
         status=status,
-        response_headers=[("content-type", "application/json")],
-        response_body=response,
+        body=response,
+        request_type=f"multipart/form-data; boundary={BOUNDARY}",
     )
 
 

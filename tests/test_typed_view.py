@@ -10,6 +10,7 @@ from proxy.media import BinaryBody, TextBody
 from proxy.schemas.routes import ROUTES
 from proxy.sse import SseEvent, SseSplitter, is_event_stream
 from tests.support.corpus import CorpusExchange, load_corpus
+from tests.support.exchanges import stored_exchange
 
 
 def as_exchange(record: CorpusExchange) -> Exchange:
@@ -70,21 +71,7 @@ def test_route_table_prefers_literal_segments_and_maps_azure_paths() -> None:
 
 
 def _exchange(path: str, request: bytes, status: int, body: bytes, events: list[bytes]) -> Exchange:
-    return Exchange(
-        id=1,
-        started_at=0.0,
-        method="POST",
-        path=path,
-        query="",
-        request_headers=[("content-type", "application/json")],
-        request_body=request,
-        match_key="",
-        status=status,
-        response_headers=[("content-type", "text/event-stream" if events else "application/json")],
-        response_body=body,
-        stream=bool(events),
-        events=[SseEvent(float(i), e) for i, e in enumerate(events)],
-    )
+    return stored_exchange(path, request, status=status, body=body, events=events)
 
 
 def test_chat_stream_usage_chunk_fills_typed_columns() -> None:

@@ -45,11 +45,10 @@ class CassetteStore:
     a cassette that is only replayed never starts one.
     """
 
-    def __init__(self, path: Path, contents: Contents) -> None:
+    def __init__(self, path: Path, next_id: int) -> None:
         self.path = path
-        self.contents = contents
         self._db: aiosqlite.Connection | None = None
-        self._next_id = contents.next_id
+        self._next_id = next_id
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._before_write: Hook | None = None
@@ -59,12 +58,13 @@ class CassetteStore:
         self.failed_ids: list[int] = []
 
     @classmethod
-    async def open(cls, path: Path, *, load: bool = True) -> CassetteStore:
+    async def open(cls, path: Path, *, load: bool = True) -> tuple[CassetteStore, Contents]:
         """Open (creating and migrating as needed) and read the cassette in one thread hop.
 
-        `contents.exchanges` holds every stored exchange when `load`, else only the count is read.
+        The contents hold every stored exchange when `load`, else only their count.
         """
-        return cls(path, await asyncio.to_thread(read_contents, path, load=load))
+        contents = await asyncio.to_thread(read_contents, path, load=load)
+        return cls(path, contents.next_id), contents
 
     def start(
         self,

@@ -33,14 +33,19 @@ class CorpusExchange(msgspec.Struct):
     notes: str | None = None
 
 
+def read_corpus(directory: Path = CORPUS_DIR) -> list[CorpusExchange]:
+    """Every exchange of the corpus at `directory`, in file order."""
+    decoder = msgspec.json.Decoder(CorpusExchange)
+    return [
+        decoder.decode(line)
+        for path in sorted(directory.glob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
+
+
 def load_corpus() -> list[CorpusExchange]:
     """Every exchange in file order; skips the calling test when ../shared/corpus is absent."""
     if not CORPUS_DIR.is_dir():
         pytest.skip(f"corpus not found at {CORPUS_DIR} (../shared/corpus beside the repo)")
-    decoder = msgspec.json.Decoder(CorpusExchange)
-    exchanges: list[CorpusExchange] = []
-    for path in sorted(CORPUS_DIR.glob("*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            if line.strip():
-                exchanges.append(decoder.decode(line))
-    return exchanges
+    return read_corpus()
