@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from proxy.config import Config, Mode
 from proxy.content_encoding import UnsupportedEncoding, decode_body
 from proxy.decode import TypedView
 from proxy.exchange import Exchange
+from proxy.exchange_log import DeferredEvents
 from proxy.headers import header_value, replay_response_headers
 from proxy.logs import Logger
 from proxy.matching import Canonical, MatchRules
@@ -50,6 +52,7 @@ class Cassette:
         self._canonical_cache: dict[int, Canonical] = {}
         self._replay_headers: dict[int, CIMultiDict[str]] = {}
         self._replay_loggers: dict[int, Logger] = {}
+        self._replay_events = DeferredEvents() if log.is_enabled_for(logging.INFO) else None
         self._replay_bodies: dict[int, bytes] = {}
 
     @classmethod
@@ -146,7 +149,15 @@ class Cassette:
             body = self._replay_bodies[exchange.id] = exchange.body_bytes()
         return body
 
+    def replayed(self, exchange: Exchange, ms: float, key: str | None) -> None:
+        """Count a replay and log it; `ms` and `key` describe this replay, not the recording."""
+        self.stats.replayed += 1
+        if self._replay_events is not None:
+            self._replay_events.info(self.replay_logger(exchange), "exchange", ms=ms, key=key)
+
     async def close(self) -> None:
+        if self._replay_events is not None:
+            self._replay_events.emit()
         await self.store.close()
 
     def _logged(self, exchange: Exchange) -> None:

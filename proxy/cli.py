@@ -12,7 +12,7 @@ from pathlib import Path
 from proxy import __version__
 from proxy.config import Config, ConfigError, load_config
 from proxy.drift import DriftError, read_cassette, render_json, render_table
-from proxy.logs import make_logger
+from proxy.logs import logging_to, make_logger
 from proxy.run import run_child
 from proxy.server import serve_forever
 from proxy.store import StoreError
@@ -126,9 +126,9 @@ def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _load(args, env, cassette_dir=args.cassette_dir, host=args.host, port=args.port)
     if config is None:
         return 2
-    log = make_logger(config.logging.format, config.logging.level)
     try:
-        asyncio.run(serve_forever(config, log))
+        with logging_to(config.logging.format, config.logging.level) as log:
+            asyncio.run(serve_forever(config, log))
     except StoreError as exc:
         print(f"cassette-proxy: {exc}", file=sys.stderr)
         return 1

@@ -63,8 +63,12 @@ class ProxyHandler:
                     response = await serve_recording(
                         request, recorded, headers, self._scale, arrived
                     )
-                cassette.stats.replayed += 1
-                self._log_replay(cassette, recorded, arrived, credential_of(request.headers))
+                credential = credential_of(request.headers)
+                cassette.replayed(
+                    recorded,
+                    ms=round((asyncio.get_running_loop().time() - arrived) * 1000, 2),
+                    key=self._fingerprint(credential) if credential else None,
+                )
                 return response
             if cassette.mode == "replay":
                 message = explain_miss(cassette, canonical, take)
@@ -140,14 +144,4 @@ class ProxyHandler:
             "invalid_request_error",
             "request_too_large",
             retry=False,
-        )
-
-    def _log_replay(
-        self, cassette: Cassette, exchange: Exchange, arrived: float, credential: str | None
-    ) -> None:
-        # `ms` and `key` describe this replay, not the recording (its own are in the cassette).
-        cassette.replay_logger(exchange).info(
-            "exchange",
-            ms=round((asyncio.get_running_loop().time() - arrived) * 1000, 2),
-            key=self._fingerprint(credential) if credential else None,
         )

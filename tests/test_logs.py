@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import select
@@ -10,7 +11,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from proxy.logs import LineWriter
+from proxy.logs import FLUSH_BYTES, FLUSH_DELAY_S, LineWriter, logging_to
 from tests.support.clients import sync_client
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.proxies import ProxyProcess, free_port
@@ -84,39 +85,65 @@ def test_each_exchange_logs_one_json_event_recorded_and_replayed(
 
 
 def _read_all(fd: int) -> list[bytes]:
-    """Every chunk readable from the pipe now, one `os.read` per write that reached it."""
+    """Every chunk readable from the pipe now (writes that are already there come out as one)."""
     chunks = []
     while select.select([fd], [], [], 0)[0]:
-        chunks.append(os.read(fd, 65536))
+        chunks.append(os.read(fd, 1 << 20))
     return chunks
 
 
-def test_lines_of_one_loop_iteration_go_out_in_one_write_on_line_boundaries() -> None:
+def test_info_lines_wait_to_share_a_write_and_warnings_go_out_at_once_in_order() -> None:
     read_end, write_end = os.pipe()
+    # Room for more than FLUSH_BYTES, so the writer never blocks on a reader that is this test.
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4 * FLUSH_BYTES)
     try:
         with os.fdopen(write_end, "w", closefd=False) as stream:
             writer = LineWriter(stream)
 
-            async def burst() -> list[bytes]:
+            async def held_then_flushed() -> list[bytes]:
                 for i in range(3):
-                    writer.msg(b'{"n": %d}' % i)
-                assert _read_all(read_end) == []  # nothing written before the iteration ends
+                    writer.info(b'{"n": %d}' % i)
                 await asyncio.sleep(0)
+                assert _read_all(read_end) == []  # held past the loop iteration
+                # The flush timer is due before this sleep ends: timers run in deadline order.
+                await asyncio.sleep(FLUSH_DELAY_S * 2)
                 return _read_all(read_end)
 
-            assert asyncio.run(burst()) == [b'{"n": 0}\n{"n": 1}\n{"n": 2}\n']
+            assert asyncio.run(held_then_flushed()) == [b'{"n": 0}\n{"n": 1}\n{"n": 2}\n']
 
-            async def big() -> bytes:
-                for i in range(40):  # 40 lines of 200 bytes: more than PIPE_BUF in total
-                    writer.msg(b"%03d" % i + b"x" * 196)
-                await asyncio.sleep(0)
+            async def warning_after_infos() -> list[bytes]:
+                writer.info(b"first")
+                writer.warning(b"second")
+                return _read_all(read_end)
+
+            assert asyncio.run(warning_after_infos()) == [b"first\nsecond\n"]
+
+            async def many() -> bytes:
+                # More than FLUSH_BYTES pending: written without waiting, in PIPE_BUF pieces.
+                lines = FLUSH_BYTES // 200 + 1
+                for i in range(lines):
+                    writer.info(b"%04d" % i + b"x" * 196)
                 return b"".join(_read_all(read_end))
 
-            data = asyncio.run(big())
-            assert data.split(b"\n")[:-1] == [b"%03d" % i + b"x" * 196 for i in range(40)]
+            data = asyncio.run(many())
+            count = FLUSH_BYTES // 200 + 1
+            assert data.split(b"\n")[:-1] == [b"%04d" % i + b"x" * 196 for i in range(count)]
 
-            writer.msg(b"outside a loop")  # no loop: written at once
+            writer.info(b"outside a loop")  # no loop: written at once
             assert _read_all(read_end) == [b"outside a loop\n"]
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_info_lines_still_held_when_the_block_ends_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "log.jsonl"
+    with out.open("w") as stream:
+
+        async def one_event() -> None:
+            with logging_to("json", "info", stream) as log:
+                log.info("exchange", n=1)
+                # The loop ends here, before the flush timer could fire.
+
+        asyncio.run(one_event())
+    assert [json.loads(line)["event"] for line in out.read_text().splitlines()] == ["exchange"]
