@@ -49,26 +49,42 @@ class MatchRules:
         content_type: str | None,
         body: bytes,
     ) -> Canonical:
-        pairs = sorted(
-            (k, v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-            if k not in self.ignored_query
+        return Canonical(
+            method,
+            path,
+            self._query(query) if query else [],
+            self._headers(headers) if self.headers else [],
+            self._body(content_type, body),
         )
-        wanted: list[tuple[str, str]] = []
-        if self.headers:
-            pairs_in = headers.items() if isinstance(headers, Mapping) else headers
-            lowered = [(k.lower(), v) for k, v in pairs_in]
-            wanted = sorted((k, v) for k, v in lowered if k in self.headers)
-        return Canonical(method, path, pairs, wanted, self._body(content_type, body))
 
     def key(self, canonical: Canonical) -> str:
         digest = hashlib.sha256(self._encoder.encode(canonical)).hexdigest()
         return f"{KEY_ALGORITHM}:{digest}"
 
+    def _query(self, query: str) -> list[tuple[str, str]]:
+        return sorted(
+            (k, v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+            if k not in self.ignored_query
+        )
+
+    def _headers(
+        self, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        return sorted((k.lower(), v) for k, v in pairs if k.lower() in self.headers)
+
     def _body(self, content_type: str | None, body: bytes) -> Json:
         if not body:
             return None
-        media = content_type.partition(";")[0].strip().lower() if content_type else ""
+        # What the SDKs send, checked before parsing the header in general.
+        media = (
+            content_type
+            if content_type == "application/json"
+            else content_type.partition(";")[0].strip().lower()
+            if content_type
+            else ""
+        )
         if media == "multipart/form-data":
             boundary = _boundary(content_type or "")
             if boundary:
