@@ -18,11 +18,7 @@ from proxy.config import UpstreamConfig
 from proxy.content_encoding import Decompressor, UnsupportedEncoding, decompressor_for
 from proxy.errors import error_body, error_response
 from proxy.exchange import Exchange, Outcome
-from proxy.headers import (
-    client_response_headers,
-    storable_response_headers,
-    upstream_request_headers,
-)
+from proxy.headers import Pairs, split_response_headers
 from proxy.sse import SseEvent, SseSplitter, is_event_stream, parse_event
 
 Finish = Callable[[Exchange], None]
@@ -61,6 +57,7 @@ class Upstream:
         self,
         request: web.Request,
         raw_path_qs: str,
+        headers: Pairs,
         exchange: Exchange,
         finish: Finish,
         shutting_down: Callable[[], bool],
@@ -94,7 +91,7 @@ class Upstream:
             upstream = await self._session.request(
                 request.method,
                 self.target(raw_path_qs),
-                headers=upstream_request_headers(request.headers),
+                headers=headers,
                 data=exchange.request_body or None,
                 allow_redirects=False,
             )
@@ -112,7 +109,7 @@ class Upstream:
 
         exchange.ttfb_ms = elapsed_ms()
         exchange.status = upstream.status
-        exchange.response_headers = storable_response_headers(upstream.headers.items())
+        to_client, exchange.response_headers = split_response_headers(upstream.headers, "recorded")
         exchange.upstream_request_id = upstream.headers.get("x-request-id")
         encoding = upstream.headers.get("content-encoding")
         exchange.content_encoding = encoding
@@ -127,7 +124,7 @@ class Upstream:
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
-            headers=client_response_headers(upstream.headers, "recorded"),
+            headers=to_client,
         )
 
         def delivered() -> bool:

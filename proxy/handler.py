@@ -12,7 +12,7 @@ from proxy.cassette import Cassette
 from proxy.config import parse_timing
 from proxy.errors import error_response
 from proxy.exchange import Exchange
-from proxy.headers import credential_of, fingerprint, storable_request_headers
+from proxy.headers import credential_of, fingerprint, split_request_headers
 from proxy.keys import CASSETTE, CONFIG, LOG, NAMED, SHUTTING_DOWN, UPSTREAM
 from proxy.named import NAMED_PREFIX, BadCassetteName, split_named_path
 from proxy.replay import explain_miss, serve_recording
@@ -78,19 +78,25 @@ class ProxyHandler:
                     self._miss_status, message, "cassette_miss", "cassette_miss", retry=False
                 )
         credential = credential_of(request.headers)
+        split = split_request_headers(request.headers)
         exchange = Exchange(
             id=cassette.new_id(),
             started_at=time.time(),
             method=request.method,
             path=path,
             query=query,
-            request_headers=storable_request_headers(request.headers.items()),
+            request_headers=split.stored,
             request_body=body,
             match_key=key,
             key_fingerprint=self._fingerprint(credential) if credential else None,
         )
         return await app[UPSTREAM].relay(
-            request, raw_path, exchange, cassette.record, app[SHUTTING_DOWN].is_set
+            request,
+            raw_path,
+            split.forwarded,
+            exchange,
+            cassette.record,
+            app[SHUTTING_DOWN].is_set,
         )
 
     async def _named(self, raw_path: str) -> tuple[Cassette, str] | web.Response:

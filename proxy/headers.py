@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -27,6 +28,7 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 )
+NOT_STORED = CREDENTIAL_HEADERS | HOP_BY_HOP
 # Response headers that carry secrets or per-client state: sent to the client, never stored.
 SECRET_RESPONSE_HEADERS = frozenset({"set-cookie"})
 # Recomputed when a recording is served again: the stored body is identity-encoded.
@@ -62,41 +64,55 @@ def connection_scoped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> f
     named = headers.get("connection")
     if not named:
         return base
-    return base | {token.strip().lower() for token in named.split(",") if token.strip()}
+    tokens = {token.strip().lower() for token in named.split(",")} - {""}
+    return base if tokens <= base else base | tokens  # `keep-alive` alone adds nothing
 
 
-def upstream_request_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    dropped = connection_scoped(headers, NOT_FORWARDED)
-    out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
-    if "accept-encoding" not in out:
+class RequestHeaders(NamedTuple):
+    forwarded: Pairs  # to the upstream, credentials included, names as the client sent them
+    stored: Pairs  # lower-case names, no credentials
+
+
+class ResponseHeaders(NamedTuple):
+    to_client: Pairs  # the upstream's, minus hop-by-hop, plus where the response came from
+    stored: Pairs  # lower-case names, no cookies
+
+
+def split_request_headers(headers: CIMultiDictProxy[str]) -> RequestHeaders:
+    """What to forward and what to store, in one pass (this runs for every request)."""
+    not_forwarded = connection_scoped(headers, NOT_FORWARDED)
+    not_stored = connection_scoped(headers, NOT_STORED)
+    forwarded: Pairs = []
+    stored: Pairs = []
+    encoding_asked = False
+    for name, value in headers.items():
+        low = name.lower()
+        if low not in not_forwarded:
+            forwarded.append((name, value))
+            encoding_asked = encoding_asked or low == "accept-encoding"
+        if low not in not_stored:
+            stored.append((low, value))
+    if not encoding_asked:
         # Otherwise aiohttp would ask for gzip on the client's behalf and hand it bytes it
         # never said it could read.
-        out["Accept-Encoding"] = "identity"
-    return out
+        forwarded.append(("Accept-Encoding", "identity"))
+    return RequestHeaders(forwarded, stored)
 
 
-def storable_request_headers(headers: Iterable[tuple[str, str]]) -> Pairs:
-    return [
-        (k.lower(), v)
-        for k, v in headers
-        if k.lower() not in CREDENTIAL_HEADERS and k.lower() not in HOP_BY_HOP
-    ]
-
-
-def client_response_headers(headers: CIMultiDictProxy[str], source: str) -> CIMultiDict[str]:
-    """Upstream response headers as passed to the client (body bytes untouched, so length kept)."""
+def split_response_headers(headers: CIMultiDictProxy[str], source: str) -> ResponseHeaders:
+    """What the client gets (body bytes untouched, so length kept) and what is stored."""
     dropped = connection_scoped(headers, HOP_BY_HOP)
-    out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
-    out[PROXY_SOURCE_HEADER] = source
-    return out
-
-
-def storable_response_headers(headers: Iterable[tuple[str, str]]) -> Pairs:
-    return [
-        (k.lower(), v)
-        for k, v in headers
-        if k.lower() not in SECRET_RESPONSE_HEADERS and k.lower() not in HOP_BY_HOP
-    ]
+    to_client: Pairs = []
+    stored: Pairs = []
+    for name, value in headers.items():
+        low = name.lower()
+        if low in dropped:
+            continue
+        to_client.append((name, value))
+        if low not in SECRET_RESPONSE_HEADERS:
+            stored.append((low, value))
+    to_client.append((PROXY_SOURCE_HEADER, source))
+    return ResponseHeaders(to_client, stored)
 
 
 def replay_response_headers(

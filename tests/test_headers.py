@@ -5,13 +5,11 @@ from __future__ import annotations
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.headers import (
-    client_response_headers,
     credential_of,
     fingerprint,
     replay_response_headers,
-    storable_request_headers,
-    storable_response_headers,
-    upstream_request_headers,
+    split_request_headers,
+    split_response_headers,
 )
 
 
@@ -30,29 +28,44 @@ def test_hop_by_hop_and_connection_named_headers_are_not_forwarded() -> None:
         ("Content-Length", "12"),
         ("Accept-Encoding", "gzip"),
     )
-    out = upstream_request_headers(incoming)
-    assert set(out) == {"Authorization", "Content-Type", "Accept-Encoding"}
-    assert out["Authorization"] == "Bearer sk-live"  # the upstream needs the key
+    forwarded, stored = split_request_headers(incoming)
+    assert dict(forwarded) == {
+        "Authorization": "Bearer sk-live",  # the upstream needs the key
+        "Content-Type": "application/json",
+        "Accept-Encoding": "gzip",
+    }
+    assert dict(stored) == {
+        "host": "127.0.0.1:8080",
+        "content-type": "application/json",
+        "content-length": "12",
+        "accept-encoding": "gzip",
+    }
 
 
 def test_no_accept_encoding_means_identity_upstream() -> None:
-    assert upstream_request_headers(proxy_of(("Accept", "*/*")))["Accept-Encoding"] == "identity"
+    forwarded, stored = split_request_headers(proxy_of(("Accept", "*/*")))
+    assert forwarded == [("Accept", "*/*"), ("Accept-Encoding", "identity")]
+    assert stored == [("accept", "*/*")]  # what the client sent, not what the proxy added
 
 
 def test_credentials_and_cookies_never_stored() -> None:
-    stored = storable_request_headers(
-        [
+    forwarded, stored = split_request_headers(
+        proxy_of(
             ("Authorization", "Bearer sk-a"),
             ("api-key", "azure"),
             ("X-Api-Key", "x"),
             ("Cookie", "c=1"),
             ("OpenAI-Organization", "org-1"),
             ("Transfer-Encoding", "chunked"),
-        ]
+        )
     )
     assert stored == [("openai-organization", "org-1")]
-    response = storable_response_headers([("Set-Cookie", "__cf_bm=x"), ("X-Request-Id", "req")])
-    assert response == [("x-request-id", "req")]
+    assert len(forwarded) == 6  # all but Transfer-Encoding, plus Accept-Encoding: identity
+    to_client, stored = split_response_headers(
+        proxy_of(("Set-Cookie", "__cf_bm=x"), ("X-Request-Id", "req")), "recorded"
+    )
+    assert stored == [("x-request-id", "req")]
+    assert ("Set-Cookie", "__cf_bm=x") in to_client  # the client's cookie, just not kept
 
 
 def test_client_and_replay_response_headers() -> None:
@@ -63,12 +76,12 @@ def test_client_and_replay_response_headers() -> None:
         ("Transfer-Encoding", "chunked"),
         ("Connection", "close"),
     )
-    to_client = client_response_headers(upstream, "recorded")
+    pairs, stored = split_response_headers(upstream, "recorded")
+    to_client = CIMultiDict(pairs)
     # the body passes untouched, so its length and coding stay
     assert to_client["Content-Length"] == "10" and to_client["Content-Encoding"] == "gzip"
     assert "Transfer-Encoding" not in to_client and "Connection" not in to_client
     assert to_client["x-cassette-proxy"] == "recorded"
-    stored = storable_response_headers(upstream.items())
     replayed = replay_response_headers(stored, None)  # stored body is decoded
     assert "content-encoding" not in replayed and "content-length" not in replayed
     assert replayed["x-cassette-proxy"] == "replayed"
