@@ -274,17 +274,14 @@ class TypedView:
         if counts is None:
             return
         # Chat and embeddings count prompt/completion tokens; Responses counts input/output.
-        usage.input_tokens = _first(_value(counts, "input_tokens"), _value(counts, "prompt_tokens"))
-        usage.output_tokens = _first(
-            _value(counts, "output_tokens"), _value(counts, "completion_tokens")
+        usage.input_tokens = _either(counts, "input_tokens", "prompt_tokens")
+        usage.output_tokens = _either(counts, "output_tokens", "completion_tokens")
+        usage.cached_tokens = _value(
+            _either(counts, "input_tokens_details", "prompt_tokens_details"), "cached_tokens"
         )
-        usage.cached_tokens = _first(
-            _value(counts, "input_tokens_details", "cached_tokens"),
-            _value(counts, "prompt_tokens_details", "cached_tokens"),
-        )
-        usage.reasoning_tokens = _first(
-            _value(counts, "output_tokens_details", "reasoning_tokens"),
-            _value(counts, "completion_tokens_details", "reasoning_tokens"),
+        usage.reasoning_tokens = _value(
+            _either(counts, "output_tokens_details", "completion_tokens_details"),
+            "reasoning_tokens",
         )
 
     def _decode_if_json(self, exchange: Exchange, what: str, type_: Any) -> Any:
@@ -310,8 +307,10 @@ def is_json_request(exchange: Exchange) -> bool:
     return content_type is None or "json" in content_type.lower()
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+def _either(obj: Any, name: str, other: str) -> Any:
+    """Field `name` of a decoded struct, or field `other` where `name` is absent or null."""
+    value = _value(obj, name)
+    return value if value is not None else _value(obj, other)
 
 
 def _name(type_: Any) -> str:
