@@ -213,6 +213,8 @@ def exchange_fields(exchange: Exchange, source: str, mode: str) -> dict[str, obj
         "key": exchange.key_fingerprint,
         "outcome": exchange.outcome.value,
         "stream": exchange.stream,
+        # When the exchange ended, not when its row was written.
+        "timestamp": exchange.started_at + (exchange.duration_ms or 0.0) / 1000,
     }
 
 

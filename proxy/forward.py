@@ -29,8 +29,8 @@ class Upstream:
         base = URL(config.url)
         # Users often paste an SDK base URL ending in /v1; requests already carry that prefix.
         prefix = base.path.rstrip("/")
-        self._prefix = prefix[: -len("/v1")] if prefix.endswith("/v1") else prefix
-        self._origin = base.origin()
+        prefix = prefix[: -len("/v1")] if prefix.endswith("/v1") else prefix
+        self._base = str(base.origin()) + prefix  # every target starts with it
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=config.connect_timeout, sock_read=config.read_timeout
         )
@@ -51,7 +51,7 @@ class Upstream:
             await self._session.close()
 
     def target(self, raw_path_qs: str) -> URL:
-        return URL(str(self._origin) + self._prefix + raw_path_qs, encoded=True)
+        return URL(self._base + raw_path_qs, encoded=True)
 
     async def relay(
         self,

@@ -68,6 +68,8 @@ def test_each_exchange_logs_one_json_event_recorded_and_replayed(
         ("recorded", "record", True),
     ]
     assert [(e["source"], e["mode"], e["id"]) for e in replayed] == [("replayed", "replay", 1)]
+    # Each event is stamped with when its exchange ended, however late its line was written.
+    assert recorded[0]["timestamp"] <= recorded[1]["timestamp"] < replayed[0]["timestamp"]
     for event in recorded + replayed:
         assert event["level"] == "info" and event["timestamp"].endswith("Z")
         assert (event["method"], event["path"], event["status"]) == (
