@@ -273,6 +273,7 @@ class TypedView:
         counts = _value(result, "usage")
         if counts is None:
             return
+        usage.audio_seconds = _value(counts, "seconds")  # usage of type `duration`
         # Chat and embeddings count prompt/completion tokens; Responses counts input/output.
         usage.input_tokens = _either(counts, "input_tokens", "prompt_tokens")
         usage.output_tokens = _either(counts, "output_tokens", "completion_tokens")

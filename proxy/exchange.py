@@ -29,6 +29,8 @@ class Usage(msgspec.Struct, kw_only=True):
     finish_reason: str | None = None
     error_type: str | None = None
     error_code: str | None = None
+    # Usage counted in seconds of audio rather than tokens (whisper-1 transcriptions).
+    audio_seconds: float | None = None
 
 
 class Exchange(msgspec.Struct, kw_only=True):

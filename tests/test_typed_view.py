@@ -228,6 +228,17 @@ def test_transcription_json_usage_reaches_the_typed_columns() -> None:
     view.describe(verbose)
     assert verbose.notes == [] and verbose.usage.input_tokens is None
     assert view.response_value(verbose).segments[0].end == 1.5
+    # whisper-1 counts seconds of audio, not tokens.
+    seconds = _response(
+        "/v1/audio/transcriptions",
+        b"",
+        b'{"text":"Hello.","usage":{"type":"duration","seconds":3}}',
+        "application/json",
+    )
+    view.describe(seconds)
+    assert seconds.notes == []
+    assert (seconds.usage.audio_seconds, seconds.usage.input_tokens) == (3, None)
+    assert tokens.usage.audio_seconds is None
 
 
 def test_every_recorded_non_json_response_is_described() -> None:

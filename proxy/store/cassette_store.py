@@ -175,5 +175,5 @@ class CassetteStore:
             e.content_encoding, int(e.stream), e.ttfb_ms, e.duration_ms, e.match_key,
             int(e.complete), e.outcome.value, self._encode.encode(e.notes).decode(), u.model,
             u.input_tokens, u.cached_tokens, u.output_tokens, u.reasoning_tokens,
-            u.finish_reason, u.error_type, u.error_code, e.upstream_request_id,
+            u.finish_reason, u.error_type, u.error_code, e.upstream_request_id, u.audio_seconds,
         )  # fmt: skip

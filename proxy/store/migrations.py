@@ -52,6 +52,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "0002_audio_seconds",
+        # Audio billed by duration (whisper-1 transcriptions report `usage.seconds`).
+        "ALTER TABLE exchanges ADD COLUMN audio_seconds REAL;",
+    ),
 )
 
 

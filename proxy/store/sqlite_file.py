@@ -22,7 +22,8 @@ EXCHANGE_COLUMNS = (
     "id, started_at, ended_at, method, path, query, endpoint, request_headers, key_fingerprint,"
     " request_body, status, response_headers, response_body, content_encoding, stream, ttfb_ms,"
     " duration_ms, match_key, complete, outcome, notes, model, input_tokens, cached_tokens,"
-    " output_tokens, reasoning_tokens, finish_reason, error_type, error_code, upstream_request_id"
+    " output_tokens, reasoning_tokens, finish_reason, error_type, error_code, upstream_request_id,"
+    " audio_seconds"
 )
 
 
@@ -94,7 +95,7 @@ def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
         id_, started_at, _ended, method, path, query, endpoint, req_headers, fp, req_body,
         status, resp_headers, resp_body, encoding, stream, ttfb, duration, match_key, _complete,
         outcome, notes, model, in_tok, cached, out_tok, reasoning, finish, err_type, err_code,
-        request_id,
+        request_id, audio_seconds,
     ) = row  # fmt: skip
     return Exchange(
         id=id_,
@@ -127,5 +128,6 @@ def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
             finish_reason=finish,
             error_type=err_type,
             error_code=err_code,
+            audio_seconds=audio_seconds,
         ),
     )
