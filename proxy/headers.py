@@ -59,13 +59,13 @@ def credential_of(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | No
     return headers.get("api-key") or headers.get("x-api-key")
 
 
-def connection_scoped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> frozenset[str]:
-    """`base` plus the headers a `Connection` header names: they are hop-by-hop too."""
-    named = headers.get("connection")
-    if not named:
-        return base
-    tokens = {token.strip().lower() for token in named.split(",")} - {""}
-    return base if tokens <= base else base | tokens  # `keep-alive` alone adds nothing
+def connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Header names a `Connection` header lists beyond the standard hop-by-hop ones: they are
+    hop-by-hop too. Empty for the usual `keep-alive`."""
+    value = headers.get("connection")
+    if not value:
+        return frozenset()
+    return frozenset(token.strip().lower() for token in value.split(",")) - HOP_BY_HOP - {""}
 
 
 class RequestHeaders(NamedTuple):
@@ -80,8 +80,9 @@ class ResponseHeaders(NamedTuple):
 
 def split_request_headers(headers: CIMultiDictProxy[str]) -> RequestHeaders:
     """What to forward and what to store, in one pass (this runs for every request)."""
-    not_forwarded = connection_scoped(headers, NOT_FORWARDED)
-    not_stored = connection_scoped(headers, NOT_STORED)
+    named = connection_named(headers)  # parsed once for both sets
+    not_forwarded = NOT_FORWARDED | named if named else NOT_FORWARDED
+    not_stored = NOT_STORED | named if named else NOT_STORED
     forwarded: Pairs = []
     stored: Pairs = []
     encoding_asked = False
@@ -101,7 +102,8 @@ def split_request_headers(headers: CIMultiDictProxy[str]) -> RequestHeaders:
 
 def split_response_headers(headers: CIMultiDictProxy[str], source: str) -> ResponseHeaders:
     """What the client gets (body bytes untouched, so length kept) and what is stored."""
-    dropped = connection_scoped(headers, HOP_BY_HOP)
+    named = connection_named(headers)
+    dropped = HOP_BY_HOP | named if named else HOP_BY_HOP
     to_client: Pairs = []
     stored: Pairs = []
     for name, value in headers.items():
