@@ -66,7 +66,9 @@ class Cassette:
                 "(--mode record or --mode auto)"
             )
         # A recorder never looks recordings up: keep memory flat however long it runs.
-        store, contents = await CassetteStore.open(path, load=mode != "record")
+        store, contents = await CassetteStore.open(
+            path, load=mode != "record", replay_only=mode == "replay"
+        )
         rules = MatchRules(config.matching)
         index = RecordingIndex(repeat_last=config.replay.repeat == "last")
         cassette = cls(store, mode, rules, index, contents.count, view, log)
@@ -74,9 +76,10 @@ class Cassette:
             # Keys are recomputed with today's matching rules, so changing ignore paths or
             # matched headers after recording applies to old recordings too.
             index.add(exchange, rules.key(cassette.canonical_of(exchange, remember=False)))
-        store.start(
-            before_write=view.describe, after_write=cassette._logged, on_error=cassette._failed
-        )
+        if mode != "replay":  # a replaying cassette records nothing: no writer
+            store.start(
+                before_write=view.describe, after_write=cassette._logged, on_error=cassette._failed
+            )
         return cassette
 
     @property

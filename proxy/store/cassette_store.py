@@ -58,12 +58,15 @@ class CassetteStore:
         self.failed_ids: list[int] = []
 
     @classmethod
-    async def open(cls, path: Path, *, load: bool = True) -> tuple[CassetteStore, Contents]:
+    async def open(
+        cls, path: Path, *, load: bool = True, replay_only: bool = False
+    ) -> tuple[CassetteStore, Contents]:
         """Open (creating and migrating as needed) and read the cassette in one thread hop.
 
-        The contents hold every stored exchange when `load`, else only their count.
+        The contents hold every stored exchange when `load`, else only their count. A
+        `replay_only` store is read without being opened for writing, and never writes.
         """
-        contents = await asyncio.to_thread(read_contents, path, load=load)
+        contents = await asyncio.to_thread(read_contents, path, load=load, replay_only=replay_only)
         return cls(path, contents.next_id), contents
 
     def start(

@@ -16,7 +16,7 @@ import msgspec
 
 from proxy.exchange import Exchange, Outcome, Usage
 from proxy.sse import SseEvent
-from proxy.store.migrations import apply_migrations
+from proxy.store.migrations import MIGRATIONS, apply_migrations
 
 EXCHANGE_COLUMNS = (
     "id, started_at, ended_at, method, path, query, endpoint, request_headers, key_fingerprint,"
@@ -57,8 +57,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def read_contents(path: Path, *, load: bool) -> Contents:
-    """Open (and migrate) the cassette, then read its exchanges, or only count them."""
+def read_contents(path: Path, *, load: bool, replay_only: bool = False) -> Contents:
+    """Open (and migrate) the cassette, then read its exchanges, or only count them.
+
+    `replay_only` (a cassette nothing will be written to) first tries the read-only way.
+    """
+    if replay_only:
+        unchanged = read_unchanged(path)
+        if unchanged is not None:
+            return unchanged
     db = connect(path)
     try:
         next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM exchanges").fetchone()[0]) + 1
@@ -71,6 +78,31 @@ def read_contents(path: Path, *, load: bool) -> Contents:
         raise StoreError(f"{path}: cannot read the cassette ({exc})") from None
     finally:
         db.close()
+
+
+def read_unchanged(path: Path) -> Contents | None:
+    """Every exchange of a cassette that no one has open and that needs no migration, read
+    without locks, journal or WAL: no file is created or removed, which is most of what opening a
+    cassette costs. None when that does not hold; the caller then opens it the full way, which
+    recovers a WAL, migrates, and says what is wrong with a file that is not a cassette.
+    """
+    if not path.is_file() or Path(f"{path}-wal").exists():
+        return None  # a writer has it open (or crashed) and the newest rows may be in the WAL
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+        if any(name not in applied for name, _ in MIGRATIONS):
+            return None
+        exchanges = read_exchanges(db)
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    next_id = max((exchange.id for exchange in exchanges), default=0) + 1
+    return Contents(next_id, len(exchanges), exchanges)
 
 
 def read_exchanges(db: sqlite3.Connection) -> list[Exchange]:

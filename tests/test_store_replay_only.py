@@ -1,0 +1,104 @@
+"""A cassette opened only to replay is read without being written: no WAL, no lock files, same
+bytes. Where that is not safe (a writer's rows still in the WAL, a schema to migrate, a file that
+is not a cassette) it is opened the full way instead."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from proxy.store import CassetteStore, StoreError
+from proxy.store.migrations import MIGRATIONS
+from proxy.store.sqlite_file import read_contents
+from tests.support.exchanges import stored_exchange
+from tests.test_store_migrations import _cassette_of_the_first_schema
+
+
+def _write(path: Path, count: int) -> None:
+    async def write() -> None:
+        store, _ = await CassetteStore.open(path)
+        store.start()
+        for n in range(1, count + 1):
+            exchange = stored_exchange(
+                "/v1/chat/completions",
+                b'{"n": %d}' % n,
+                exchange_id=n,
+                events=[b"data: {}\n\n", b"data: [DONE]\n\n"] if n % 2 else None,
+            )
+            store.submit(exchange)
+        await store.close()
+
+    asyncio.run(write())
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_closed_cassette_is_read_without_touching_its_files(tmp_path: Path) -> None:
+    path = tmp_path / "closed.db"
+    _write(path, 3)
+    # As a cassette may arrive from git or another tool: in rollback-journal mode. Opening it for
+    # writing would switch it back to WAL, which rewrites its header: a diff in version control.
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    before = (sorted(p.name for p in tmp_path.iterdir()), _digest(path), path.stat().st_mtime_ns)
+
+    contents = read_contents(path, load=True, replay_only=True)
+
+    assert [e.request_body for e in contents.exchanges] == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+    assert [len(e.events) for e in contents.exchanges] == [2, 0, 2]
+    assert (contents.next_id, contents.count) == (4, 3)
+    after = (sorted(p.name for p in tmp_path.iterdir()), _digest(path), path.stat().st_mtime_ns)
+    assert after == before == (["closed.db"], before[1], before[2])
+
+
+def test_rows_still_in_a_writers_wal_are_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "open.db"
+    _write(path, 1)
+    writer = sqlite3.connect(path)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")  # the new row stays in the -wal file
+        writer.execute(
+            "INSERT INTO exchanges (id, started_at, method, path, query, request_headers,"
+            " request_body, status, response_headers, response_body, stream, match_key,"
+            " complete, outcome, notes) VALUES (2, 0, 'POST', '/v1/embeddings', '', '[]',"
+            " x'7b7d', 200, '[]', x'7b7d', 0, 'k2', 1, 'complete', '[]')"
+        )
+        writer.commit()
+        assert Path(f"{path}-wal").stat().st_size > 0
+
+        contents = read_contents(path, load=True, replay_only=True)
+    finally:
+        writer.close()
+
+    assert [e.path for e in contents.exchanges] == ["/v1/chat/completions", "/v1/embeddings"]
+    assert contents.next_id == 3
+
+
+def test_an_older_cassette_is_migrated_even_when_only_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _cassette_of_the_first_schema(path)
+
+    [old] = read_contents(path, load=True, replay_only=True).exchanges
+
+    assert (old.path, old.usage.input_tokens, old.usage.audio_seconds) == (
+        "/v1/embeddings",
+        5,
+        None,
+    )
+    with sqlite3.connect(path) as db:
+        applied = [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY name")]
+    assert applied == [name for name, _ in MIGRATIONS]
+
+
+def test_a_file_that_is_not_a_cassette_is_still_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are notes, not a database" * 100)
+
+    with pytest.raises(StoreError, match=r"notes\.db: not a usable cassette"):
+        read_contents(path, load=True, replay_only=True)
