@@ -14,7 +14,7 @@ from proxy.errors import error_response
 from proxy.exchange import Exchange
 from proxy.headers import credential_of, fingerprint, split_request_headers
 from proxy.keys import CASSETTE, CONFIG, LOG, NAMED, SHUTTING_DOWN, UPSTREAM
-from proxy.named import NAMED_PREFIX, BadCassetteName, split_named_path
+from proxy.named import NAMED_PREFIX, BadCassetteName, NamedCassettes, split_named_path
 from proxy.replay import explain_miss, serve_recording
 from proxy.store import StoreError
 
@@ -41,7 +41,14 @@ class ProxyHandler:
                 return named
             cassette, raw_path = named
         else:
-            cassette = app[CASSETTE]
+            following = app.get(NAMED)
+            if following is not None and following.follows_active:
+                active = await self._active(following, request)
+                if isinstance(active, web.Response):
+                    return active
+                cassette = active
+            else:
+                cassette = app[CASSETTE]
         body = await self._read_body(request)
         if isinstance(body, web.Response):
             return body
@@ -120,6 +127,24 @@ class ProxyHandler:
             return error_response(
                 400, str(exc), "invalid_request_error", "bad_cassette_name", retry=False
             )
+
+    async def _active(self, named: NamedCassettes, request: web.Request) -> Cassette | web.Response:
+        """The running test's cassette, for a request to the pytest plugin's session URL."""
+        name = named.active
+        if name is None:
+            return error_response(
+                self._miss_status,
+                f"cassette-proxy: {request.method} {request.path} was sent while no test with a "
+                "cassette was running, so it is neither replayed nor recorded; give the test that "
+                "sends it a cassette (@pytest.mark.cassette or the `cassette` fixture)",
+                "invalid_request_error",
+                "no_active_cassette",
+                retry=False,
+            )
+        try:
+            return await named.get(name)
+        except StoreError as exc:
+            return error_response(500, str(exc), "server_error", "cassette_unusable", retry=False)
 
     def _fingerprint(self, credential: str) -> str:
         known = self._fingerprints.get(credential)

@@ -42,6 +42,10 @@ class NamedCassettes:
         self._open: dict[str, Cassette] = {}
         self._modes: dict[str, Mode] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # The pytest plugin's session URL: when set, API paths outside /_c/ are served from the
+        # cassette of the test now running (`active`), and refused between tests.
+        self.follows_active = False
+        self.active: str | None = None
 
     def path_for(self, name: str) -> Path:
         parts = name.split("/")
@@ -83,6 +87,18 @@ class NamedCassettes:
                     Path(f"{path}{suffix}").unlink(missing_ok=True)
             self._modes[name] = mode
         return await self.get(name)
+
+    async def activate(self, name: str, mode: Mode, *, fresh: bool = False) -> Cassette:
+        """`set_mode`, then make `name` the cassette that unnamed API paths are served from."""
+        cassette = await self.set_mode(name, mode, fresh=fresh)
+        self.active = name
+        return cassette
+
+    async def deactivate(self, name: str) -> None:
+        """Stop serving unnamed API paths from `name`, then `release` it."""
+        if self.active == name:
+            self.active = None
+        await self.release(name)
 
     def opened(self, name: str) -> Cassette | None:
         """The cassette `name` if it is open now (it holds this session's stats and index)."""

@@ -6,6 +6,12 @@ Mark a test with `@pytest.mark.cassette` (optionally `@pytest.mark.cassette("nam
 `cassettes/<test module path>/<test name>.db` under the rootdir). One proxy per session (per xdist
 worker) runs on a background thread with its own event loop, so sync and async clients both work.
 
+With `--cassette-session-url` (ini `cassette_session_url = true`) `OPENAI_BASE_URL` is set once, at
+start-up, to `http://127.0.0.1:<port>/v1`, and that URL serves the cassette of whichever test is
+running: clients created at import time (an application's module-level client) or shared between
+tests are recorded and replayed too. A request sent there while no test with a cassette runs is
+refused with an explanation.
+
 `--cassette-mode=replay|record|auto|rewrite` (default replay). A replay miss fails the test with the
 proxy's explanation (nearest recording, differing JSON path); recordings a test did not use are
 listed in the terminal summary, and fail the test under `--cassette-strict`.
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -27,7 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from proxy.config import Mode
+    from proxy.config import Config, Mode
+    from proxy.logs import Logger
     from proxy.named import NamedCassettes
     from proxy.server import RunningProxy
 
@@ -69,10 +77,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="fail a test that leaves recordings of its cassette unused",
     )
+    group.addoption(
+        "--cassette-session-url",
+        action="store_true",
+        default=None,
+        help="set OPENAI_BASE_URL for the whole session, from start-up, to one URL serving the "
+        "running test's cassette (covers clients created at import time or shared by tests)",
+    )
     parser.addini("cassette_dir", "cassette-proxy: directory of the tests' cassettes", default="")
     parser.addini("cassette_mode", "cassette-proxy: default --cassette-mode", default="")
     parser.addini(
         "cassette_strict", "cassette-proxy: fail tests leaving recordings unused", type="bool"
+    )
+    parser.addini(
+        "cassette_session_url",
+        "cassette-proxy: one OPENAI_BASE_URL for the session, serving the running test's cassette",
+        type="bool",
     )
 
 
@@ -89,13 +109,19 @@ def pytest_configure(config: pytest.Config) -> None:
     strict = config.getoption("cassette_strict")
     if strict is None:
         strict = bool(config.getini("cassette_strict"))
+    session_url = config.getoption("cassette_session_url")
+    if session_url is None:
+        session_url = bool(config.getini("cassette_session_url"))
     config.pluginmanager.register(_UnusedSummary(), "cassette-proxy-unused-summary")
-    config.stash[_STATE] = _PluginState(
+    state = _PluginState(
         mode=mode,
         directory=(config.rootpath / directory).resolve(),
         upstream=config.getoption("cassette_upstream"),
         strict=strict,
     )
+    config.stash[_STATE] = state
+    if session_url:
+        state.publish_session_url()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -153,6 +179,31 @@ class _PluginState:
         self._running: RunningProxy | None = None
         self._named: NamedCassettes | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        # --cassette-session-url: the socket bound at start-up, the environment it replaced.
+        self._session_socket: socket.socket | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    @property
+    def follows_active(self) -> bool:
+        return self._session_socket is not None
+
+    def publish_session_url(self) -> None:
+        """Bind the proxy's port now and point OPENAI_BASE_URL at it for the whole session.
+
+        The proxy itself (and aiohttp) still starts with the first test that uses a cassette; the
+        socket does not listen until then, so an early request is refused, never left hanging.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self._session_socket = sock
+        port = sock.getsockname()[1]
+        session_env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+        if self.server_mode == "replay" and not os.environ.get("OPENAI_API_KEY"):
+            # An application building its client at import time needs a key to exist.
+            session_env["OPENAI_API_KEY"] = PLACEHOLDER_KEY
+        for name, value in session_env.items():
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
 
     @property
     def server_mode(self) -> Mode:
@@ -164,7 +215,6 @@ class _PluginState:
         from proxy.config import ConfigError, load_config
         from proxy.keys import NAMED
         from proxy.logs import make_logger
-        from proxy.server import start_proxy
 
         env = os.environ
         config_path = env.get("CASSETTE_PROXY_CONFIG")
@@ -190,9 +240,18 @@ class _PluginState:
             raise pytest.UsageError(f"cassette-proxy: config error: {exc}") from None
         log = make_logger(config.logging.format, "error", sys.__stderr__)
         self._thread = _LoopThread()
-        self._running = self._thread.run(start_proxy(config, log))
+        self._running = self._thread.run(self._start(config, log))
         self._named = self._running.runner.app[NAMED]
         return self._running.url, self._named
+
+    async def _start(self, config: Config, log: Logger) -> RunningProxy:
+        from proxy.keys import NAMED
+        from proxy.server import start_proxy
+
+        running = await start_proxy(config, log, self._session_socket)
+        # Set before the loop runs again, so no request to the session URL is served otherwise.
+        running.runner.app[NAMED].follows_active = self.follows_active
+        return running
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         assert self._thread is not None
@@ -208,6 +267,15 @@ class _PluginState:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+        if self._session_socket is not None:
+            self._session_socket.close()  # already closed if the proxy served on it
+            self._session_socket = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -252,8 +320,12 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             "--cassette-mode=record (or auto)",
             pytrace=False,
         )
+    fresh = state.mode == "rewrite"
     try:
-        state.run(named.set_mode(name, mode, fresh=state.mode == "rewrite"))
+        if state.follows_active:
+            state.run(named.activate(name, mode, fresh=fresh))
+        else:
+            state.run(named.set_mode(name, mode, fresh=fresh))
     except StoreError as exc:
         pytest.fail(f"cassette-proxy: cannot open cassette {path}: {exc}", pytrace=False)
     use = Cassette(name=name, path=path, mode=state.mode, base_url=f"{root}/_c/{name}/v1")
@@ -266,7 +338,7 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             yield use
         finally:
             # Flushes this test's recordings to disk and frees the cassette.
-            state.run(named.release(name))
+            state.run(named.deactivate(name) if state.follows_active else named.release(name))
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from proxy.logs import Logger
 class RunningProxy:
     """A started proxy; `port` is the bound one (useful with port 0)."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite, host: str, port: int) -> None:
+    def __init__(self, runner: web.AppRunner, site: web.BaseSite, host: str, port: int) -> None:
         self.runner = runner
         self.site = site
         self.host = host
@@ -30,7 +31,11 @@ class RunningProxy:
         await self.runner.cleanup()
 
 
-async def start_proxy(config: Config, log: Logger) -> RunningProxy:
+async def start_proxy(
+    config: Config, log: Logger, sock: socket.socket | None = None
+) -> RunningProxy:
+    """Start serving on `config.server`'s host and port, or on `sock` when given: a socket bound
+    earlier (the pytest plugin publishes its URL before the proxy starts)."""
     app = build_app(config, log)
     runner = web.AppRunner(
         app,
@@ -40,7 +45,11 @@ async def start_proxy(config: Config, log: Logger) -> RunningProxy:
         access_log=None,
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port)
+    site: web.BaseSite = (
+        web.TCPSite(runner, config.server.host, config.server.port)
+        if sock is None
+        else web.SockSite(runner, sock)
+    )
     try:
         await site.start()
     except OSError:

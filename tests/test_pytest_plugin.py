@@ -6,6 +6,9 @@ records through the plugin's in-process proxy, then replays with the upstream st
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -241,3 +244,99 @@ def test_cassette_dir_option_and_rewrite(
     assert upstream.request_count == 2
     result = suite.runpytest_subprocess("--cassette-dir=tapes", "--cassette-strict", *args)
     result.assert_outcomes(passed=1)
+
+
+# An application that builds its clients when imported, before any test's cassette exists.
+APP = textwrap.dedent(
+    """
+    import openai
+
+    CLIENT = openai.OpenAI(max_retries=0)
+    ASYNC_CLIENT = openai.AsyncOpenAI(max_retries=0)
+
+
+    def ask(question):
+        reply = CLIENT.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+        return reply.choices[0].message.content
+
+
+    async def ask_streamed(question):
+        stream = await ASYNC_CLIENT.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}], stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    """
+)
+
+SESSION_SUITE = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    import app
+
+
+    @pytest.mark.cassette
+    def test_first():
+        assert app.ask("first question").startswith("You said: first question")
+
+
+    @pytest.mark.cassette
+    def test_second():
+        assert app.ask("second question").startswith("You said: second question")
+        assert app.ask("second question, again").startswith("You said: second question, again")
+
+
+    @pytest.mark.cassette
+    async def test_streamed():
+        assert (await app.ask_streamed("streamed")).startswith("You said: streamed")
+
+
+    def test_without_a_cassette():
+        with pytest.raises(openai.BadRequestError) as raised:
+            app.ask("first question")
+        assert "no test with a cassette was running" in str(raised.value)
+    """
+)
+
+
+def _request_bodies(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT request_body FROM exchanges ORDER BY id")]
+
+
+def test_session_url_covers_clients_built_at_import_time(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (suite.path / "test_example.py").unlink()
+    suite.makepyfile(app=APP, test_session=SESSION_SUITE)
+    with monkeypatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", "sk-record-key")
+        recorded = suite.runpytest_subprocess(
+            "--cassette-session-url",
+            "--cassette-mode=record",
+            f"--cassette-upstream={upstream.url}",
+        )
+    recorded.assert_outcomes(passed=4)
+    # Each test's requests are in its own cassette; the one sent outside a test went nowhere.
+    assert upstream.request_count == 4
+    cassettes = suite.path / "cassettes" / "test_session"
+    bodies = {p.stem: [json.loads(b)["messages"][0]["content"] for b in _request_bodies(p)]
+              for p in cassettes.glob("*.db")}  # fmt: skip
+    assert bodies == {
+        "test_first": ["first question"],
+        "test_second": ["second question", "second question, again"],
+        "test_streamed": ["streamed"],
+    }
+
+    servers.run(upstream.stop())
+    suite.makeini(INI + "cassette_session_url = true\n")
+    for args in ([], ["-n", "2"] if importlib.util.find_spec("xdist") else []):
+        replayed = suite.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        replayed.assert_outcomes(passed=4)
+    assert upstream.request_count == 4
