@@ -1,12 +1,14 @@
 """Replay the same 200-call pytest suite with our plugin and with VCR.py + pytest-recording.
 
-For each suite shape (calls per test: 1, 4 and 20 by default, so 200, 50 and 10 tests), generates
-two copies of the suite (the calls cycle through chat, streamed chat with usage, embeddings and a tool
-call), records both against the fake OpenAI upstream of the tests, stops it, then replays each copy
-in its own pytest process, alternating over several rounds, and reports the median wall times and
-their ratio per shape. Needs the `bench` extra (vcrpy, pytest-recording).
+For each suite shape (calls per test: 1, 4 and 20 by default, so 200, 50 and 10 tests, each test
+building its own client; and 1 call per test through one module-level client, `1:shared`, which our
+plugin serves with `--cassette-session-url`), generates two copies of the suite (the calls cycle
+through chat, streamed chat with usage, embeddings and a tool call), records both against the fake
+OpenAI upstream of the tests, stops it, then replays each copy in its own pytest process,
+alternating over several rounds, and reports the median wall times and their ratio per shape.
+Needs the `bench` extra (vcrpy, pytest-recording).
 
-    pip install -e '.[bench]' && python bench/pytest_replay_bench.py [--rounds 3] [--per-test 1,4,20]
+    pip install -e '.[bench]' && python bench/pytest_replay_bench.py [--rounds 3] [--per-test 1,4,20,1:shared]
 """
 
 from __future__ import annotations
@@ -100,9 +102,13 @@ def vcr_config():
 """
 
 
-def suite(tests: int, per_test: int, marker: str, client: str) -> str:
-    """A test module of `tests` tests, each marked with `marker` and making `per_test` calls."""
+def suite(tests: int, per_test: int, marker: str, client: str, shared: bool) -> str:
+    """A test module of `tests` tests, each marked with `marker` and making `per_test` calls,
+    each with a client of its own or, when `shared`, all with one built when the module loads."""
     head = "import openai\nimport pytest\n" + CALLS
+    if shared:
+        head += f"\n\nCLIENT = {client}\n"
+        client = "CLIENT"
     body = "".join(
         f"\n\n@pytest.mark.{marker}\ndef test_case_{i:03d}() -> None:\n"
         f"    calls({client}, {i * per_test}, {per_test})\n"
@@ -111,15 +117,23 @@ def suite(tests: int, per_test: int, marker: str, client: str) -> str:
     return head + body
 
 
-def write_suites(tmp: Path, tests: int, per_test: int, upstream: str) -> tuple[Path, Path]:
+def write_suites(tmp: Path, shape: Shape, upstream: str) -> tuple[Path, Path]:
     ours, vcr = tmp / "ours", tmp / "vcr"
     for directory in (ours, vcr):
         directory.mkdir(parents=True)
         (directory / "pytest.ini").write_text("[pytest]\n")
-    ours_client = "openai.OpenAI(max_retries=0)"  # OPENAI_BASE_URL comes from the plugin
-    (ours / "test_suite.py").write_text(suite(tests, per_test, "cassette", ours_client))
+    # OPENAI_BASE_URL comes from the plugin; for a client built at import, its session URL.
+    (ours / "pytest.ini").write_text(
+        f"[pytest]\ncassette_session_url = {str(shape.shared).lower()}\n"
+    )
+    ours_client = "openai.OpenAI(max_retries=0)"
+    (ours / "test_suite.py").write_text(
+        suite(shape.tests, shape.per_test, "cassette", ours_client, shape.shared)
+    )
     client = f"openai.OpenAI(base_url={upstream + '/v1'!r}, api_key={API_KEY!r}, max_retries=0)"
-    (vcr / "test_suite.py").write_text(suite(tests, per_test, "vcr", client))
+    (vcr / "test_suite.py").write_text(
+        suite(shape.tests, shape.per_test, "vcr", client, shape.shared)
+    )
     (vcr / "conftest.py").write_text(textwrap.dedent(VCR_CONFTEST).lstrip())
     return ours, vcr
 
@@ -148,10 +162,18 @@ def pytest_run(cwd: Path, args: list[str], env: dict[str, str], tests: int) -> f
 class Shape:
     """One suite shape measured: its wall times per variant."""
 
-    def __init__(self, per_test: int, calls: int) -> None:
-        self.per_test = per_test
-        self.tests = calls // per_test
+    def __init__(self, spec: str, calls: int) -> None:
+        count, _, kind = spec.partition(":")
+        if kind not in ("", "shared"):
+            sys.exit(f"--per-test {spec!r}: expected N or N:shared")
+        self.per_test = int(count)
+        self.shared = kind == "shared"
+        self.tests = calls // self.per_test
         self.times: dict[str, list[float]] = {"cassette-proxy": [], "VCR.py": []}
+
+    @property
+    def label(self) -> str:
+        return f"{self.tests} x {self.per_test}" + (" shared" if self.shared else "")
 
     def median(self, name: str) -> float:
         return statistics.median(self.times[name])
@@ -173,7 +195,8 @@ def measure(shape: Shape, tmp: Path, args: argparse.Namespace) -> None:
     fake.reply_words = args.reply_words
     try:
         upstream = loop.run(fake.start())  # binds a free loopback port
-        ours, vcr = write_suites(tmp / f"x{shape.per_test}", shape.tests, shape.per_test, upstream)
+        where = tmp / f"x{shape.per_test}{'-shared' if shape.shared else ''}"
+        ours, vcr = write_suites(where, shape, upstream)
         record_env = {**base_env(), "OPENAI_API_KEY": API_KEY}
         for directory, record_args in (
             (ours, ["--cassette-mode=record", f"--cassette-upstream={upstream}"]),
@@ -211,8 +234,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="openai SDK calls per suite")
     parser.add_argument(
         "--per-test",
-        default="1,4,20",
-        help="comma-separated calls per test, one suite shape each (default: 1,4,20)",
+        default="1,4,20,1:shared",
+        help="comma-separated calls per test, one suite shape each; N:shared for one client "
+        "built at import and shared by the tests (default: 1,4,20,1:shared)",
     )
     parser.add_argument(
         "--embedding-dimensions",
@@ -236,7 +260,7 @@ def main() -> None:
         )
         sys.exit(2)
     sys.path.insert(0, str(ROOT))
-    shapes = [Shape(int(n), args.calls) for n in args.per_test.split(",")]
+    shapes = [Shape(spec, args.calls) for spec in args.per_test.split(",")]
     with tempfile.TemporaryDirectory(prefix="pytest-replay-bench-") as tmp:
         for shape in shapes:
             measure(shape, Path(tmp), args)
@@ -246,16 +270,16 @@ def main() -> None:
         f"embeddings; wall time per pytest process, median of {args.rounds} rounds; upstream "
         "stopped, 0 requests reached it, all tests passed:"
     )
-    print(f"{'tests x calls':>14s} {'cassette-proxy':>15s} {'VCR.py':>9s} {'VCR.py / ours':>14s}")
+    print(f"{'tests x calls':>21s} {'cassette-proxy':>15s} {'VCR.py':>9s} {'VCR.py / ours':>14s}")
     for shape in shapes:
         print(
-            f"{f'{shape.tests} x {shape.per_test}':>14s} {shape.median('cassette-proxy'):13.2f} s"
+            f"{shape.label:>21s} {shape.median('cassette-proxy'):13.2f} s"
             f" {shape.median('VCR.py'):7.2f} s {shape.ratio:13.2f}x"
         )
     for shape in shapes:
         for name, values in shape.times.items():
             rounds = ", ".join(f"{t:.2f}" for t in values)
-            print(f"  {shape.tests} x {shape.per_test}, {name}: {rounds}")
+            print(f"  {shape.label}, {name}: {rounds}")
 
 
 if __name__ == "__main__":
