@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 import tempfile
 import threading
@@ -33,9 +32,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from proxy.pytest_session_url import PLACEHOLDER_KEY, SessionUrl, runs_tests, wanted
+
 if TYPE_CHECKING:
-    from proxy.config import Config, Mode
-    from proxy.logs import Logger
+    from proxy.config import Mode
     from proxy.named import NamedCassettes
     from proxy.server import RunningProxy
 
@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MODES = ("replay", "record", "auto", "rewrite")
-PLACEHOLDER_KEY = "sk-cassette-proxy-replay-placeholder"
 _UNUSED_PROPERTY = "cassette_proxy_unused"
 _STATE = pytest.StashKey["_PluginState"]()
+_SESSION_URL = pytest.StashKey[SessionUrl]()
 _USE = pytest.StashKey["Cassette"]()
 _TIMEOUT = 60.0
 
@@ -109,19 +109,28 @@ def pytest_configure(config: pytest.Config) -> None:
     strict = config.getoption("cassette_strict")
     if strict is None:
         strict = bool(config.getini("cassette_strict"))
-    session_url = config.getoption("cassette_session_url")
-    if session_url is None:
-        session_url = bool(config.getini("cassette_session_url"))
     config.pluginmanager.register(_UnusedSummary(), "cassette-proxy-unused-summary")
     state = _PluginState(
         mode=mode,
         directory=(config.rootpath / directory).resolve(),
         upstream=config.getoption("cassette_upstream"),
         strict=strict,
+        session_url=config.stash.get(_SESSION_URL, None),
     )
     config.stash[_STATE] = state
-    if session_url:
-        state.publish_session_url()
+    if state.follows_active and runs_tests(config):
+        # Listening from now on: a request between tests gets the proxy's explanation, not a
+        # refused connection.
+        state.start()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """`--cassette-session-url`: publish OPENAI_BASE_URL before conftest.py files are imported."""
+    if wanted(early_config):
+        mode = getattr(early_config.known_args_namespace, "cassette_mode", None)
+        mode = mode or early_config.getini("cassette_mode") or "replay"
+        early_config.stash[_SESSION_URL] = SessionUrl.publish(replaying=mode == "replay")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -168,9 +177,17 @@ class _LoopThread:
 
 
 class _PluginState:
-    """The session's proxy, started on first use."""
+    """The session's proxy: started by the first test that uses a cassette, or when pytest
+    configures with the session URL."""
 
-    def __init__(self, mode: str, directory: Path, upstream: str | None, strict: bool) -> None:
+    def __init__(
+        self,
+        mode: str,
+        directory: Path,
+        upstream: str | None,
+        strict: bool,
+        session_url: SessionUrl | None,
+    ) -> None:
         self.mode = mode
         self.directory = directory
         self.upstream = upstream
@@ -180,30 +197,12 @@ class _PluginState:
         self._named: NamedCassettes | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         # --cassette-session-url: the socket bound at start-up, the environment it replaced.
-        self._session_socket: socket.socket | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._session_url = session_url
 
     @property
     def follows_active(self) -> bool:
-        return self._session_socket is not None
-
-    def publish_session_url(self) -> None:
-        """Bind the proxy's port now and point OPENAI_BASE_URL at it for the whole session.
-
-        The proxy itself (and aiohttp) still starts with the first test that uses a cassette; the
-        socket does not listen until then, so an early request is refused, never left hanging.
-        """
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._session_socket = sock
-        port = sock.getsockname()[1]
-        session_env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
-        if self.server_mode == "replay" and not os.environ.get("OPENAI_API_KEY"):
-            # An application building its client at import time needs a key to exist.
-            session_env["OPENAI_API_KEY"] = PLACEHOLDER_KEY
-        for name, value in session_env.items():
-            self._saved_env[name] = os.environ.get(name)
-            os.environ[name] = value
+        """Whether the session URL is served: API paths outside /_c/ go to the running test."""
+        return self._session_url is not None
 
     @property
     def server_mode(self) -> Mode:
@@ -215,6 +214,7 @@ class _PluginState:
         from proxy.config import ConfigError, load_config
         from proxy.keys import NAMED
         from proxy.logs import make_logger
+        from proxy.server import start_proxy
 
         env = os.environ
         config_path = env.get("CASSETTE_PROXY_CONFIG")
@@ -240,42 +240,31 @@ class _PluginState:
             raise pytest.UsageError(f"cassette-proxy: config error: {exc}") from None
         log = make_logger(config.logging.format, "error", sys.__stderr__)
         self._thread = _LoopThread()
-        self._running = self._thread.run(self._start(config, log))
+        sock = self._session_url.socket if self._session_url is not None else None
+        self._running = self._thread.run(
+            start_proxy(config, log, sock, follow_active=self.follows_active)
+        )
         self._named = self._running.runner.app[NAMED]
         return self._running.url, self._named
-
-    async def _start(self, config: Config, log: Logger) -> RunningProxy:
-        from proxy.keys import NAMED
-        from proxy.server import start_proxy
-
-        running = await start_proxy(config, log, self._session_socket)
-        # Set before the loop runs again, so no request to the session URL is served otherwise.
-        running.runner.app[NAMED].follows_active = self.follows_active
-        return running
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         assert self._thread is not None
         return self._thread.run(coro)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            if self._running is not None:
-                self._thread.run(self._running.stop())
-                self._running = None
-            self._thread.stop()
-            self._thread = None
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
-        if self._session_socket is not None:
-            self._session_socket.close()  # already closed if the proxy served on it
-            self._session_socket = None
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
+        try:
+            if self._thread is not None:
+                if self._running is not None:
+                    self._thread.run(self._running.stop())
+                    self._running = None
+                self._thread.stop()
+                self._thread = None
+        finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
+                self._scratch = None
+            if self._session_url is not None:
+                self._session_url.restore()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")

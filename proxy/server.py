@@ -10,6 +10,7 @@ from aiohttp import web
 
 from proxy.app import build_app
 from proxy.config import Config
+from proxy.keys import NAMED
 from proxy.logs import Logger
 
 
@@ -32,10 +33,11 @@ class RunningProxy:
 
 
 async def start_proxy(
-    config: Config, log: Logger, sock: socket.socket | None = None
+    config: Config, log: Logger, sock: socket.socket | None = None, *, follow_active: bool = False
 ) -> RunningProxy:
     """Start serving on `config.server`'s host and port, or on `sock` when given: a socket bound
-    earlier (the pytest plugin publishes its URL before the proxy starts)."""
+    earlier (the pytest plugin publishes its URL before the proxy starts). `follow_active`: API
+    paths outside /_c/ are served from the active named cassette (the plugin's session URL)."""
     app = build_app(config, log)
     runner = web.AppRunner(
         app,
@@ -45,6 +47,8 @@ async def start_proxy(
         access_log=None,
     )
     await runner.setup()
+    if follow_active:  # before the socket listens: no request is ever routed otherwise
+        app[NAMED].follows_active = True
     site: web.BaseSite = (
         web.TCPSite(runner, config.server.host, config.server.port)
         if sock is None

@@ -278,6 +278,12 @@ SESSION_SUITE = textwrap.dedent(
     import app
 
 
+    def test_without_a_cassette():  # first, before any test has opened a cassette
+        with pytest.raises(openai.BadRequestError) as raised:
+            app.ask("first question")
+        assert "no test with a cassette was running" in str(raised.value)
+
+
     @pytest.mark.cassette
     def test_first():
         assert app.ask("first question").startswith("You said: first question")
@@ -292,12 +298,6 @@ SESSION_SUITE = textwrap.dedent(
     @pytest.mark.cassette
     async def test_streamed():
         assert (await app.ask_streamed("streamed")).startswith("You said: streamed")
-
-
-    def test_without_a_cassette():
-        with pytest.raises(openai.BadRequestError) as raised:
-            app.ask("first question")
-        assert "no test with a cassette was running" in str(raised.value)
     """
 )
 
@@ -314,7 +314,8 @@ def test_session_url_covers_clients_built_at_import_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (suite.path / "test_example.py").unlink()
-    suite.makepyfile(app=APP, test_session=SESSION_SUITE)
+    # The root conftest imports the application, so its clients exist before pytest configures.
+    suite.makepyfile(app=APP, test_session=SESSION_SUITE, conftest="import app\n")
     with monkeypatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-record-key")
         recorded = suite.runpytest_subprocess(
@@ -339,4 +340,3 @@ def test_session_url_covers_clients_built_at_import_time(
     for args in ([], ["-n", "2"] if importlib.util.find_spec("xdist") else []):
         replayed = suite.runpytest_subprocess("-p", "no:cacheprovider", *args)
         replayed.assert_outcomes(passed=4)
-    assert upstream.request_count == 4

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from proxy.store import CassetteStore, StoreError
 from proxy.store.migrations import MIGRATIONS
-from proxy.store.sqlite_file import read_contents
+from proxy.store.sqlite_file import read_contents, read_unchanged
 from tests.support.exchanges import stored_exchange
 from tests.test_store_migrations import _cassette_of_the_first_schema
 
@@ -55,6 +58,53 @@ def test_a_closed_cassette_is_read_without_touching_its_files(tmp_path: Path) ->
     assert (contents.next_id, contents.count) == (4, 3)
     after = (sorted(p.name for p in tmp_path.iterdir()), _digest(path), path.stat().st_mtime_ns)
     assert after == before == (["closed.db"], before[1], before[2])
+
+
+def test_a_cassette_the_proxy_wrote_takes_the_read_only_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "recorded.db", 2)
+    monkeypatch.chdir(tmp_path)  # a relative path, as `--cassette cassettes/x.db` gives
+
+    unchanged = read_unchanged(Path("recorded.db"))
+
+    assert unchanged is not None
+    assert [e.id for e in unchanged.exchanges] == [1, 2]
+    assert [
+        e.id for e in read_contents(Path("recorded.db"), load=True, replay_only=True).exchanges
+    ] == [1, 2]
+
+
+def test_a_write_that_crashed_midway_is_rolled_back_before_replay(tmp_path: Path) -> None:
+    path = tmp_path / "crashed.db"
+    _write(path, 3)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    # A writer replaces every row, spills the change into the file, and dies before committing:
+    # the file holds uncommitted pages, the -journal the committed ones.
+    crash = textwrap.dedent(
+        f"""
+        import os, sqlite3
+        db = sqlite3.connect({str(path)!r}, isolation_level=None)
+        db.execute("PRAGMA cache_size=1")
+        db.execute("BEGIN")
+        db.execute("DELETE FROM sse_events")
+        db.execute("DELETE FROM exchanges")
+        db.execute(
+            "INSERT INTO exchanges (id, started_at, method, path, query, request_headers,"
+            " request_body, status, response_headers, response_body, stream, match_key, complete,"
+            " outcome, notes) VALUES (9, 0, 'GET', '/v1/x', '', '[]', x'', 200, '[]',"
+            " zeroblob(100000), 0, 'k', 1, 'complete', '[]')"
+        )
+        os._exit(0)
+        """
+    )
+    subprocess.run([sys.executable, "-c", crash], check=True)
+    assert Path(f"{path}-journal").exists()
+
+    contents = read_contents(path, load=True, replay_only=True)
+
+    assert [e.id for e in contents.exchanges] == [1, 2, 3]
 
 
 def test_rows_still_in_a_writers_wal_are_replayed(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import msgspec
@@ -81,16 +82,18 @@ def read_contents(path: Path, *, load: bool, replay_only: bool = False) -> Conte
 
 
 def read_unchanged(path: Path) -> Contents | None:
-    """Every exchange of a cassette that no one has open and that needs no migration, read
-    without locks, journal or WAL: no file is created or removed, which is most of what opening a
-    cassette costs. None when that does not hold; the caller then opens it the full way, which
-    recovers a WAL, migrates, and says what is wrong with a file that is not a cassette.
+    """Every exchange of a cassette that no one is writing and that needs no migration, read
+    without locks, journal or WAL: no file is created, changed or removed, which is most of what
+    opening a cassette costs. None when that does not hold; the caller then opens it the full way,
+    which recovers a WAL or a journal, migrates, and says what is wrong with a file that is not a
+    cassette.
     """
-    if not path.is_file() or Path(f"{path}-wal").exists():
-        return None  # a writer has it open (or crashed) and the newest rows may be in the WAL
+    before = _quiet_state(path)
+    if before is None:
+        return None
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
-    except sqlite3.Error:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except (OSError, ValueError, sqlite3.Error):
         return None
     try:
         applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
@@ -101,8 +104,25 @@ def read_unchanged(path: Path) -> Contents | None:
         return None
     finally:
         db.close()
+    if _quiet_state(path) != before:
+        return None  # written while being read: what was read may mix old and new pages
     next_id = max((exchange.id for exchange in exchanges), default=0) + 1
     return Contents(next_id, len(exchanges), exchanges)
+
+
+def _quiet_state(path: Path) -> tuple[int, int] | None:
+    """The cassette's size and modification time, or None unless it is a file that no one is
+    writing: no WAL (a writer has it open, or crashed with rows only there) and no rollback
+    journal (a write in progress, or one that crashed and must be rolled back)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not S_ISREG(info.st_mode):
+        return None
+    if any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-journal")):
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def read_exchanges(db: sqlite3.Connection) -> list[Exchange]:
