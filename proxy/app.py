@@ -23,7 +23,9 @@ from proxy.logs import Logger
 from proxy.named import NamedCassettes
 
 
-def build_app(config: Config, log: Logger) -> web.Application:
+def build_app(config: Config, log: Logger, *, follow_active: bool = False) -> web.Application:
+    """`follow_active`: API paths outside /_c/ go to the active named cassette (the pytest
+    plugin's session URL) instead of the server's own cassette."""
     # The body limit is enforced by the handler with an OpenAI-shaped 413, so aiohttp's is lifted.
     app = web.Application(client_max_size=config.server.max_body_size + 1)
     app[CONFIG] = config
@@ -32,7 +34,7 @@ def build_app(config: Config, log: Logger) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_mark_shutdown)
     add_admin_routes(app)
-    app.router.add_route("*", "/{tail:.*}", ProxyHandler(app).handle)
+    app.router.add_route("*", "/{tail:.*}", ProxyHandler(app, follow_active=follow_active).handle)
     return app
 
 

@@ -22,8 +22,9 @@ from proxy.store import StoreError
 class ProxyHandler:
     """Every non-admin request: replay it, forward and record it, or explain the miss."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, *, follow_active: bool = False) -> None:
         self._app = app
+        self._follow_active = follow_active
         config = app[CONFIG]
         self._limit = config.server.max_body_size
         self._scale = parse_timing(config.replay.timing)
@@ -41,9 +42,8 @@ class ProxyHandler:
                 return named
             cassette, raw_path = named
         else:
-            following = app.get(NAMED)
-            if following is not None and following.follows_active:
-                active = await self._active(following, request)
+            if self._follow_active:
+                active = await self._active(app[NAMED], request)
                 if isinstance(active, web.Response):
                     return active
                 cassette = active

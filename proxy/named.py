@@ -42,9 +42,8 @@ class NamedCassettes:
         self._open: dict[str, Cassette] = {}
         self._modes: dict[str, Mode] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        # The pytest plugin's session URL: when set, API paths outside /_c/ are served from the
-        # cassette of the test now running (`active`), and refused between tests.
-        self.follows_active = False
+        # The pytest plugin's session URL: API paths outside /_c/ are served from the cassette
+        # of the test now running (see `activate`), and refused between tests.
         self.active: str | None = None
 
     def path_for(self, name: str) -> Path:

@@ -10,7 +10,6 @@ from aiohttp import web
 
 from proxy.app import build_app
 from proxy.config import Config
-from proxy.keys import NAMED
 from proxy.logs import Logger
 
 
@@ -38,7 +37,7 @@ async def start_proxy(
     """Start serving on `config.server`'s host and port, or on `sock` when given: a socket bound
     earlier (the pytest plugin publishes its URL before the proxy starts). `follow_active`: API
     paths outside /_c/ are served from the active named cassette (the plugin's session URL)."""
-    app = build_app(config, log)
+    app = build_app(config, log, follow_active=follow_active)
     runner = web.AppRunner(
         app,
         # A client that goes away cancels its handler, which cancels the upstream request.
@@ -47,8 +46,6 @@ async def start_proxy(
         access_log=None,
     )
     await runner.setup()
-    if follow_active:  # before the socket listens: no request is ever routed otherwise
-        app[NAMED].follows_active = True
     site: web.BaseSite = (
         web.TCPSite(runner, config.server.host, config.server.port)
         if sock is None
