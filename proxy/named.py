@@ -18,6 +18,7 @@ from proxy.logs import Logger
 NAMED_PREFIX = "/_c/"
 # The first segment of an API path: what follows the cassette name.
 API_ROOTS = ("/v1/", "/openai/")
+_PATHS_KEPT = 10_000
 
 
 class BadCassetteName(ValueError):
@@ -42,11 +43,22 @@ class NamedCassettes:
         self._open: dict[str, Cassette] = {}
         self._modes: dict[str, Mode] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Checked once per name: resolving walks every folder of the path, and a pytest session
+        # asks for each test's cassette several times.
+        self._paths: dict[str, Path] = {}
         # The pytest plugin's session URL: API paths outside /_c/ are served from the cassette
         # of the test now running (see `activate`), and refused between tests.
         self.active: str | None = None
 
     def path_for(self, name: str) -> Path:
+        path = self._paths.get(name)
+        if path is None:
+            if len(self._paths) >= _PATHS_KEPT:  # a server fed endless names stays bounded
+                self._paths.clear()
+            path = self._paths[name] = self._checked_path(name)
+        return path
+
+    def _checked_path(self, name: str) -> Path:
         parts = name.split("/")
         if not name or any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
             raise BadCassetteName(
