@@ -107,9 +107,14 @@ def test_a_write_that_crashed_midway_is_rolled_back_before_replay(tmp_path: Path
     assert [e.id for e in contents.exchanges] == [1, 2, 3]
 
 
-def test_rows_still_in_a_writers_wal_are_replayed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("through_symlink", [False, True])
+def test_rows_still_in_a_writers_wal_are_replayed(tmp_path: Path, through_symlink: bool) -> None:
     path = tmp_path / "open.db"
     _write(path, 1)
+    # A cassette reached through a symlink has its WAL beside the file the link points to.
+    replayed = tmp_path / "link.db" if through_symlink else path
+    if through_symlink:
+        replayed.symlink_to(path)
     writer = sqlite3.connect(path)
     try:
         writer.execute("PRAGMA wal_autocheckpoint=0")  # the new row stays in the -wal file
@@ -122,7 +127,7 @@ def test_rows_still_in_a_writers_wal_are_replayed(tmp_path: Path) -> None:
         writer.commit()
         assert Path(f"{path}-wal").stat().st_size > 0
 
-        contents = read_contents(path, load=True, replay_only=True)
+        contents = read_contents(replayed, load=True, replay_only=True)
     finally:
         writer.close()
 

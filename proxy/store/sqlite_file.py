@@ -90,7 +90,8 @@ def read_unchanged(path: Path) -> Contents | None:
     which recovers a WAL or a journal, migrates, and says what is wrong with a file that is not a
     cassette.
     """
-    name = os.path.abspath(path)
+    # The file itself, not a symlink to it: its -wal and -journal are beside the file.
+    name = os.path.realpath(path)
     before = _quiet_state(name)
     if before is None:
         return None
