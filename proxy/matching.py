@@ -17,6 +17,7 @@ import msgspec
 
 from proxy import multipart
 from proxy.config import MatchingConfig
+from proxy.media import essence
 
 KEY_ALGORITHM = "sha256"
 Json = Any
@@ -77,14 +78,8 @@ class MatchRules:
     def _body(self, content_type: str | None, body: bytes) -> Json:
         if not body:
             return None
-        # What the SDKs send, checked before parsing the header in general.
-        media = (
-            content_type
-            if content_type == "application/json"
-            else content_type.partition(";")[0].strip().lower()
-            if content_type
-            else ""
-        )
+        # What the SDKs send needs no parsing (this runs for every request).
+        media = content_type if content_type == "application/json" else essence(content_type)
         if media == "multipart/form-data":
             boundary = _boundary(content_type or "")
             if boundary:

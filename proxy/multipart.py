@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proxy.media import essence
+
 
 @dataclass(frozen=True, slots=True)
 class Part:
@@ -32,8 +34,7 @@ def boundary(content_type: str) -> str | None:
 
 def is_form_data(content_type: str | None) -> bool:
     """Whether a content type is `multipart/form-data`."""
-    media = content_type.partition(";")[0].strip().lower() if content_type else ""
-    return media == "multipart/form-data"
+    return essence(content_type) == "multipart/form-data"
 
 
 def parts(body: bytes, boundary: str) -> list[Part]:
