@@ -29,13 +29,15 @@ RETRY_DELAYS = (0.1, 0.5, 2.0)
 # Replay-only cassettes up to this size are read on the event loop (see `CassetteStore.open`).
 INLINE_READ_BYTES = 64 * 1024
 
+# Plain INSERTs: another process recording into the same file (pytest-xdist workers sharing a
+# cassette) may have taken an id; the conflict is caught and the batch renumbered, never replaced.
 _INSERT_EXCHANGE = (
-    f"INSERT OR REPLACE INTO exchanges ({EXCHANGE_COLUMNS})"
+    f"INSERT INTO exchanges ({EXCHANGE_COLUMNS})"
     f" VALUES ({', '.join('?' * len(EXCHANGE_COLUMNS.split(',')))})"
 )
-_INSERT_EVENT = (
-    "INSERT OR REPLACE INTO sse_events (exchange_id, idx, offset_ms, data) VALUES (?, ?, ?, ?)"
-)
+_INSERT_EVENT = "INSERT INTO sse_events (exchange_id, idx, offset_ms, data) VALUES (?, ?, ?, ?)"
+# Renumbering a batch whose ids another writer took is retried this many times before failing.
+RENUMBER_ATTEMPTS = 8
 
 Hook = Callable[[Exchange], None]
 ErrorHook = Callable[[Exception, Sequence[Exchange]], None]
@@ -151,18 +153,10 @@ class CassetteStore:
         for exchange in batch:
             if self._before_write is not None:
                 self._before_write(exchange)
-        rows = [self._exchange_row(exchange) for exchange in batch]
-        event_rows = [
-            (exchange.id, idx, event.offset_ms, event.data)
-            for exchange in batch
-            for idx, event in enumerate(exchange.events)
-        ]
         for delay in (*RETRY_DELAYS, None):
             try:
                 db = await self._connection()
-                await db.executemany(_INSERT_EXCHANGE, rows)
-                if event_rows:
-                    await db.executemany(_INSERT_EVENT, event_rows)
+                await self._insert(db, batch)
                 await db.commit()
                 break
             except sqlite3.Error:
@@ -176,6 +170,39 @@ class CassetteStore:
         for exchange in batch:
             if self._after_write is not None:
                 self._after_write(exchange)
+
+    async def _insert(self, db: aiosqlite.Connection, batch: Sequence[Exchange]) -> None:
+        """Insert the batch in the open transaction, renumbering it past any id already taken."""
+        for attempt in range(RENUMBER_ATTEMPTS + 1):
+            try:
+                await db.executemany(_INSERT_EXCHANGE, [self._exchange_row(e) for e in batch])
+            except sqlite3.IntegrityError:
+                # Ids are handed out in memory when requests arrive; another process writing to
+                # this file since it was opened may have used the same ones.
+                await db.rollback()
+                async with db.execute("SELECT COALESCE(MAX(id), 0) FROM exchanges") as cursor:
+                    row = await cursor.fetchone()
+                taken = int(row[0]) if row is not None else 0
+                if attempt == RENUMBER_ATTEMPTS or taken < min(e.id for e in batch):
+                    raise  # not an id conflict, or one that keeps coming back
+                self._renumber(batch, taken)
+                continue
+            break
+        event_rows = [
+            (exchange.id, idx, event.offset_ms, event.data)
+            for exchange in batch
+            for idx, event in enumerate(exchange.events)
+        ]
+        if event_rows:
+            await db.executemany(_INSERT_EVENT, event_rows)
+
+    def _renumber(self, batch: Sequence[Exchange], taken: int) -> None:
+        """Give the batch fresh ids above `taken` and above every id this store handed out, in
+        the order they had, so identical requests still replay in the order they were recorded."""
+        first = max(taken, self._next_id - 1) + 1
+        for offset, exchange in enumerate(sorted(batch, key=lambda e: e.id)):
+            exchange.id = first + offset
+        self._next_id = first + len(batch)
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
