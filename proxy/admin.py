@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import msgspec
 from aiohttp import web
@@ -69,7 +70,10 @@ async def _set_named_mode(request: web.Request) -> web.Response:
         return named_disabled()
     try:
         change = msgspec.json.decode(await request.read(), type=ModeChange)
-        cassette = await named.set_mode(request.match_info["name"], change.mode, fresh=change.fresh)
+        dropped_before = time.time() if change.fresh else None
+        cassette = await named.set_mode(
+            request.match_info["name"], change.mode, drop_before=dropped_before
+        )
     except (msgspec.DecodeError, BadCassetteName, StoreError) as exc:
         return error_response(400, str(exc), "invalid_request_error", "bad_cassette_request")
     return web.json_response(

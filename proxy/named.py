@@ -14,6 +14,7 @@ from proxy.cassette import Cassette
 from proxy.config import Config, Mode
 from proxy.decode import TypedView
 from proxy.logs import Logger
+from proxy.store.sqlite_file import drop_recordings
 
 NAMED_PREFIX = "/_c/"
 # The first segment of an API path: what follows the cassette name.
@@ -85,23 +86,30 @@ class NamedCassettes:
                 self._open[name] = cassette
         return cassette
 
-    async def set_mode(self, name: str, mode: Mode, *, fresh: bool = False) -> Cassette:
-        """Switch a cassette's mode (reopened, so replay sees everything recorded so far);
-        `fresh` deletes its recordings first (pytest's rewrite)."""
+    async def set_mode(
+        self, name: str, mode: Mode, *, drop_before: float | None = None
+    ) -> Cassette:
+        """Switch a cassette's mode (reopened, so replay sees everything recorded so far).
+
+        `drop_before` (a Unix time) deletes the recordings made before it first: the admin API's
+        `fresh` passes now, pytest's rewrite the session's start, so that tests sharing a
+        cassette keep what the others re-recorded in the same session.
+        """
         path = self.path_for(name)
         async with self._locks.setdefault(name, asyncio.Lock()):
             current = self._open.pop(name, None)
             if current is not None:
                 await current.close()
-            if fresh:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            if drop_before is not None:
+                await asyncio.to_thread(drop_recordings, path, drop_before)
             self._modes[name] = mode
         return await self.get(name)
 
-    async def activate(self, name: str, mode: Mode, *, fresh: bool = False) -> Cassette:
+    async def activate(
+        self, name: str, mode: Mode, *, drop_before: float | None = None
+    ) -> Cassette:
         """`set_mode`, then make `name` the cassette that unnamed API paths are served from."""
-        cassette = await self.set_mode(name, mode, fresh=fresh)
+        cassette = await self.set_mode(name, mode, drop_before=drop_before)
         self.active = name
         return cassette
 

@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Coroutine, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from proxy.pytest_session_url import PLACEHOLDER_KEY, SessionUrl, runs_tests, wanted
+from proxy.pytest_shared import SharedCassettes
 
 if TYPE_CHECKING:
     from proxy.config import Mode
@@ -50,6 +52,10 @@ _STATE = pytest.StashKey["_PluginState"]()
 _SESSION_URL = pytest.StashKey[SessionUrl]()
 _USE = pytest.StashKey["Cassette"]()
 _TIMEOUT = 60.0
+# The controller's start time, handed to xdist workers: rewrite drops what came before it.
+_SESSION_STARTED = "cassette_proxy_session_started"
+# What an xdist worker reports of the cassettes several tests share.
+_SHARED_OUTPUT = "cassette_proxy_shared"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,7 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=MODES,
         default=None,
         help="replay (default: never reaches the network), record (append), auto (replay hits, "
-        "record misses) or rewrite (drop each test's recordings and record afresh)",
+        "record misses) or rewrite (drop a cassette's recordings from before this run the first "
+        "time a test uses it, and record afresh)",
     )
     group.addoption(
         "--cassette-dir",
@@ -116,12 +123,27 @@ def pytest_configure(config: pytest.Config) -> None:
         upstream=config.getoption("cassette_upstream"),
         strict=strict,
         session_url=config.stash.get(_SESSION_URL, None),
+        session_started=_session_started(config),
     )
     config.stash[_STATE] = state
     if state.follows_active and runs_tests(config):
         # Listening from now on: a request between tests gets the proxy's explanation, not a
         # refused connection.
         state.start()
+
+
+def _session_started(config: pytest.Config) -> float:
+    """When the whole run started: the xdist controller's time in a worker, else now."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    return float(workerinput.get(_SESSION_STARTED, time.time()))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, on the controller: every worker drops recordings from before the same time."""
+    state = node.config.stash.get(_STATE, None)
+    if state is not None:
+        node.workerinput[_SESSION_STARTED] = state.session_started
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -187,6 +209,7 @@ class _PluginState:
         upstream: str | None,
         strict: bool,
         session_url: SessionUrl | None,
+        session_started: float,
     ) -> None:
         self.mode = mode
         self.directory = directory
@@ -198,11 +221,22 @@ class _PluginState:
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         # --cassette-session-url: the socket bound at start-up, the environment it replaced.
         self._session_url = session_url
+        self.session_started = session_started
+        self.shared = SharedCassettes()
+        # Rewrite drops a cassette's old recordings once: tests sharing it keep each other's.
+        self._rewritten: set[str] = set()
 
     @property
     def follows_active(self) -> bool:
         """Whether the session URL is served: API paths outside /_c/ go to the running test."""
         return self._session_url is not None
+
+    def drop_before(self, name: str) -> float | None:
+        """Under rewrite, the first time `name` is used this session: when the session began."""
+        if self.mode != "rewrite" or name in self._rewritten:
+            return None
+        self._rewritten.add(name)
+        return self.session_started
 
     @property
     def server_mode(self) -> Mode:
@@ -309,12 +343,12 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             "--cassette-mode=record (or auto)",
             pytrace=False,
         )
-    fresh = state.mode == "rewrite"
+    drop_before = state.drop_before(name)
     try:
         if state.follows_active:
-            state.run(named.activate(name, mode, fresh=fresh))
+            state.run(named.activate(name, mode, drop_before=drop_before))
         else:
-            state.run(named.set_mode(name, mode, fresh=fresh))
+            state.run(named.set_mode(name, mode, drop_before=drop_before))
     except StoreError as exc:
         pytest.fail(f"cassette-proxy: cannot open cassette {path}: {exc}", pytrace=False)
     use = Cassette(name=name, path=path, mode=state.mode, base_url=f"{root}/_c/{name}/v1")
@@ -337,12 +371,12 @@ def _cassette_marker(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("cassette")
 
 
-async def _outcome(named: NamedCassettes, name: str) -> tuple[list[str], int]:
-    """The misses and unused recordings of a test's cassette, read on the proxy's loop."""
+async def _outcome(named: NamedCassettes, name: str) -> tuple[list[str], list[int]]:
+    """The misses and unused recordings (ids) of a test's cassette, read on the proxy's loop."""
     current = named.opened(name)
     if current is None:
-        return [], 0
-    unused = current.index.unused() if current.mode != "record" else 0
+        return [], []
+    unused = current.index.unused_ids() if current.mode != "record" else []
     return list(current.stats.misses), unused
 
 
@@ -368,8 +402,12 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = "\n".join(misses) + raised
         return
+    if state.shared.is_shared(use.name):
+        # Judged when the session ends: what this test left may be another test's.
+        state.shared.ran(use.name, str(use.path), unused)
+        return
     if unused:
-        description = f"{unused} recording(s) in {use.path} not used"
+        description = f"{len(unused)} recording(s) in {use.path} not used"
         report.user_properties.append((_UNUSED_PROPERTY, description))
         if state.strict and report.passed:
             report.outcome = "failed"
@@ -377,6 +415,41 @@ def pytest_runtest_makereport(
                 f"cassette-proxy: {description} by this test (--cassette-strict); "
                 "re-record it with --cassette-mode=rewrite"
             )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Which cassettes several tests share: their unused recordings are judged per session.
+    Counted before `-k` or `-m` deselect any, so that a cassette shared with a test left out is
+    not judged by the tests that ran."""
+    state = config.stash.get(_STATE, None)
+    if state is not None:
+        state.shared.collected(
+            _cassette_name(item)
+            for item in items
+            if item.get_closest_marker("cassette") is not None
+            or "cassette" in getattr(item, "fixturenames", ())
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller judges
+        workeroutput[_SHARED_OUTPUT] = state.shared.to_wire()
+    elif state.strict and state.shared.left_unused() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: a worker's share of the shared cassettes' use."""
+    state = node.config.stash.get(_STATE, None)
+    output = getattr(node, "workeroutput", None) or {}
+    if state is not None and _SHARED_OUTPUT in output:
+        state.shared.merge(output[_SHARED_OUTPUT])
 
 
 class _UnusedSummary:
@@ -391,11 +464,19 @@ class _UnusedSummary:
                 self.notes[(report.nodeid, str(value))] = None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.notes:
+        state: _PluginState | None = terminalreporter.config.stash.get(_STATE, None)
+        shared = state.shared.left_unused() if state is not None else []
+        if not self.notes and not shared:
             return
         terminalreporter.section("cassette-proxy: unused recordings")
         for nodeid, description in self.notes:
             terminalreporter.write_line(f"{nodeid}: {description}")
+        for name, use in shared:
+            terminalreporter.write_line(
+                f"{use.path}: {len(use.unused or ())} recording(s) not used by any of the "
+                f"{use.tests} tests sharing cassette {name!r}"
+                + (" (--cassette-strict: the run fails)" if state and state.strict else "")
+            )
         terminalreporter.write_line(
             "(--cassette-strict fails such tests; --cassette-mode=rewrite re-records them)"
         )

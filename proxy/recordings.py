@@ -46,11 +46,14 @@ class RecordingIndex:
             return Take(queue[-1], used_up=True, replayed=served, recorded=len(queue))
         return Take(None, used_up=True, replayed=served, recorded=len(queue))
 
-    def unused(self) -> int:
-        """How many recordings were never served (the pytest plugin's `--cassette-strict`)."""
-        return sum(
-            max(0, len(queue) - self._served.get(key, 0)) for key, queue in self._by_key.items()
-        )
+    def unused_ids(self) -> list[int]:
+        """The recordings never served, by id (the pytest plugin's unused report and
+        `--cassette-strict`)."""
+        return [
+            exchange.id
+            for key, queue in self._by_key.items()
+            for exchange in queue[self._served.get(key, 0) :]
+        ]
 
     def __iter__(self) -> Iterator[Exchange]:
         for queue in self._by_key.values():

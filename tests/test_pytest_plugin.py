@@ -223,6 +223,101 @@ def test_unused_recordings_reported_and_strict_fails(
     strict.stdout.fnmatch_lines(["*1 recording(s) in *test_models.db not used*--cassette-strict*"])
 
 
+SHARED = textwrap.dedent(
+    """
+    import time
+
+    import openai
+    import pytest
+
+
+    def ask(question):
+        reply = openai.OpenAI(max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+        assert reply.choices[0].message.content.startswith("You said: " + question)
+        time.sleep(PAUSE)  # under -n 2 both tests have the cassette open at once
+
+
+    @pytest.mark.cassette("shared/login")
+    def test_alice():
+        ask("login as alice")
+
+
+    @pytest.mark.cassette("shared/login")
+    def test_bob():
+        ask("login as bob")
+    """
+)
+
+
+def test_tests_sharing_a_cassette_keep_each_others_recordings(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("xdist")
+    (suite.path / "test_example.py").unlink()
+    suite.makepyfile(test_shared="PAUSE = 1.0\n" + SHARED)
+    cassette = suite.path / "cassettes" / "shared" / "login.db"
+    with monkeypatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", "sk-record-key")
+        for args in (  # two workers writing one file, then rewrites by two workers and by one
+            ["-n", "2", "--cassette-mode=record"],
+            ["-n", "2", "--cassette-mode=rewrite"],
+            ["--cassette-mode=rewrite"],
+        ):
+            run = suite.runpytest_subprocess(*args, f"--cassette-upstream={upstream.url}")
+            run.assert_outcomes(passed=2)
+            bodies = sorted(
+                json.loads(b)["messages"][0]["content"] for b in _request_bodies(cassette)
+            )
+            assert bodies == ["login as alice", "login as bob"], args
+    assert upstream.request_count == 6
+    servers.run(upstream.stop())
+
+    # Each test leaves the other's recording unused: neither test is at fault, nor the session.
+    strict = suite.runpytest_subprocess("-n", "2", "--cassette-strict")
+    strict.assert_outcomes(passed=2)
+    assert strict.ret == 0
+    strict.stdout.no_fnmatch_line("*unused recordings*")
+
+
+def test_a_recording_no_test_sharing_the_cassette_used_fails_strict(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (suite.path / "test_example.py").unlink()
+    suite.makepyfile(test_shared="PAUSE = 0\n" + SHARED)
+    with monkeypatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", "sk-record-key")
+        record = suite.runpytest_subprocess(
+            "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+        )
+        record.assert_outcomes(passed=2)
+    servers.run(upstream.stop())
+    suite.makepyfile(test_shared="PAUSE = 0\n" + SHARED.replace('ask("login as bob")', "pass"))
+
+    for args in (["--cassette-strict"], ["-n", "2", "--cassette-strict"]):
+        strict = suite.runpytest_subprocess(*args)
+        strict.assert_outcomes(passed=2)  # no test is at fault; the run is
+        assert strict.ret == pytest.ExitCode.TESTS_FAILED, args
+        strict.stdout.fnmatch_lines(
+            [
+                "*cassette-proxy: unused recordings*",
+                "*login.db: 1 recording(s) not used by any of the 2 tests sharing cassette "
+                "'shared/login' (--cassette-strict: the run fails)",
+            ]
+        )
+    # Without every test sharing it, nothing can be said of the cassette.
+    partial = suite.runpytest_subprocess("--cassette-strict", "-k", "alice")
+    partial.assert_outcomes(passed=1, deselected=1)
+    assert partial.ret == 0
+
+
 def test_replay_without_a_cassette_says_how_to_record(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("-k", "test_embeddings")
     result.assert_outcomes(errors=1)

@@ -1,4 +1,4 @@
-"""The in-memory index: recorded order per key, repeat-last, and the count of unused recordings."""
+"""The in-memory index: recorded order per key, repeat-last, and the unused recordings."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ def test_recordings_are_served_in_order_then_the_last_repeats() -> None:
     first, second = (stored_exchange("/v1/x", b"{}", exchange_id=n) for n in (1, 2))
     index.add(first, "k")
     index.add(second, "k")
-    assert index.unused() == 2
+    assert index.unused_ids() == [1, 2]
 
     taken = [index.take("k") for _ in range(3)]
 
     assert [t.exchange.id if t.exchange else None for t in taken] == [1, 2, 2]
     assert [t.used_up for t in taken] == [False, False, True]
-    assert index.unused() == 0
+    assert index.unused_ids() == []
     assert index.take("other").exchange is None
 
 
@@ -35,15 +35,15 @@ def test_unused_counts_keys_separately_and_auto_recordings_as_served() -> None:
     for n, key in enumerate(["a", "a", "a", "b"], start=1):
         index.add(stored_exchange("/v1/x", b"{}", exchange_id=n), key)
     index.take("a")
-    assert index.unused() == 3  # two of "a", one of "b"
+    assert index.unused_ids() == [2, 3, 4]  # two of "a", one of "b"
 
     # auto mode: a miss under "a" is recorded for the live request, which moves past the rest
     index.add(stored_exchange("/v1/x", b"{}", exchange_id=5), "a", consumed=True)
-    assert index.unused() == 1
+    assert index.unused_ids() == [4]
     index.add(stored_exchange("/v1/x", b"{}", exchange_id=6), "c", consumed=True)
-    assert index.unused() == 1
+    assert index.unused_ids() == [4]
     index.take("b")
-    assert index.unused() == 0
+    assert index.unused_ids() == []
     assert len(index) == 6
 
 
@@ -52,4 +52,4 @@ def test_incomplete_recordings_are_not_indexed() -> None:
     partial = stored_exchange("/v1/x", b"{}", exchange_id=1)
     partial.outcome = Outcome.CLIENT_DISCONNECTED
     index.add(partial, "k")
-    assert (index.unused(), len(index), index.take("k").exchange) == (0, 0, None)
+    assert (index.unused_ids(), len(index), index.take("k").exchange) == ([], 0, None)

@@ -8,6 +8,7 @@ thread shows in its wall time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -79,6 +80,28 @@ def read_contents(path: Path, *, load: bool, replay_only: bool = False) -> Conte
         return Contents(next_id, len(exchanges), exchanges)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot read the cassette ({exc})") from None
+    finally:
+        db.close()
+
+
+def drop_recordings(path: Path, before: float) -> int:
+    """Delete the exchanges (their events with them) that started before `before`, a Unix time;
+    returns how many. Rows, not the file: another process may be recording into it right now
+    (pytest-xdist workers sharing a cassette), and a file removed under it loses its writes."""
+    if not os.path.lexists(path):
+        return 0
+    db = connect(path)
+    try:
+        with db:
+            dropped = db.execute("DELETE FROM exchanges WHERE started_at < ?", (before,)).rowcount
+        if dropped:
+            # A re-recorded cassette kept in git stays its own size. If another process has it
+            # busy, the freed pages are reused instead.
+            with contextlib.suppress(sqlite3.OperationalError):
+                db.execute("VACUUM")
+        return dropped
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot drop the old recordings ({exc})") from None
     finally:
         db.close()
 
