@@ -8,6 +8,7 @@ is refused.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from proxy.cassette import Cassette
@@ -20,6 +21,10 @@ NAMED_PREFIX = "/_c/"
 # The first segment of an API path: what follows the cassette name.
 API_ROOTS = ("/v1/", "/openai/")
 _PATHS_KEPT = 10_000
+# What each `/`-separated part of a cassette name may hold, and how long it may be: with `.db`
+# and SQLite's `-journal` a file name stays far below the usual limit of 255 bytes.
+NAME_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+")
+MAX_SEGMENT = 200
 
 
 class BadCassetteName(ValueError):
@@ -61,12 +66,21 @@ class NamedCassettes:
 
     def _checked_path(self, name: str) -> Path:
         parts = name.split("/")
-        if not name or any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
+        if not name or any(p in ("", ".", "..") for p in parts):
             raise BadCassetteName(
                 f"cassette name {name!r} is not a relative name like 'suite/test'"
             )
-        if "%" in name:
-            raise BadCassetteName(f"cassette name {name!r} must not be percent-encoded")
+        if not all(NAME_SEGMENT.fullmatch(p) for p in parts):
+            # Anything else is percent-encoded by some client on its way here, or is not a valid
+            # file name on some system a cassette kept in git is checked out on.
+            raise BadCassetteName(
+                f"cassette name {name!r} may hold only ASCII letters, digits, '_', '.' and '-', "
+                "with '/' between folders"
+            )
+        if len(max(parts, key=len)) > MAX_SEGMENT:
+            raise BadCassetteName(
+                f"cassette name {name!r} has a part longer than {MAX_SEGMENT} characters"
+            )
         path = (self.directory / (name + ".db")).resolve()
         if not path.is_relative_to(self.directory):
             raise BadCassetteName(f"cassette name {name!r} leaves the cassette directory")

@@ -20,6 +20,7 @@ listed in the terminal summary, and fail the test under `--cassette-strict`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import sys
@@ -302,15 +303,29 @@ class _PluginState:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+# Longer parts of a default name are cut (and told apart by their digest).
+_NAME_PART_KEPT = 120
 
 
 def default_name(item: pytest.Item) -> str:
-    """`tests/test_chat.py::TestX::test_y[p]` → `tests/test_chat/TestX.test_y_p_`."""
+    """`tests/test_chat.py::TestX::test_y` → `tests/test_chat/TestX.test_y`.
+
+    A part holding other characters than letters, digits, `_`, `.` and `-` has them replaced by
+    `_` and gets a digest of what it was (`test_y[a b]` → `test_y_a_b_-1f0c2a9e`), so that ids
+    differing only there (`[Hi!]`, `[Hi?]`) keep cassettes of their own; so does a long one.
+    """
     file_part, _, rest = item.nodeid.partition("::")
     module = file_part.removesuffix(".py")
-    segments = [_UNSAFE.sub("_", s) or "_" for s in module.split("/") if s not in ("", ".", "..")]
-    test = _UNSAFE.sub("_", rest.replace("::", ".")) or "test"
-    return "/".join([*segments, test])
+    segments = [_name_part(s) for s in module.split("/") if s not in ("", ".", "..")]
+    return "/".join([*segments, _name_part(rest.replace("::", ".") or "test")])
+
+
+def _name_part(text: str) -> str:
+    cleaned = _UNSAFE.sub("_", text)
+    if cleaned == text and len(text) <= _NAME_PART_KEPT and text not in (".", ".."):
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[:_NAME_PART_KEPT]}-{digest}"
 
 
 def _cassette_name(item: pytest.Item) -> str:

@@ -318,6 +318,58 @@ def test_a_recording_no_test_sharing_the_cassette_used_fails_strict(
     assert partial.ret == 0
 
 
+NAMES = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    LONG = "Summarise in one sentence: " + "lorem ipsum dolor sit amet " * 12
+
+
+    @pytest.mark.cassette
+    @pytest.mark.parametrize("question", ["Hi!", "Hi?", LONG], ids=["Hi!", "Hi?", LONG])
+    def test_ask(question, cassette):
+        reply = openai.OpenAI(max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+        assert reply.choices[0].message.content.startswith("You said: " + question)
+
+
+    @pytest.mark.cassette("login flow")
+    def test_named_with_a_space():
+        pass
+    """
+)
+
+
+def test_every_test_id_gets_a_cassette_of_its_own(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (suite.path / "test_example.py").unlink()
+    suite.makepyfile(test_names=NAMES)
+    with monkeypatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", "sk-record-key")
+        record = suite.runpytest_subprocess(
+            "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+        )
+    # Ids differing only in punctuation, and one too long for a file name, each get their own.
+    record.assert_outcomes(passed=3, errors=1)
+    names = sorted(p.name for p in (suite.path / "cassettes" / "test_names").iterdir())
+    assert len(names) == 3
+    assert all(len(name) < 140 and name.startswith("test_ask_") for name in names), names
+    # A name no client can send unencoded is refused when the test starts, saying why.
+    record.stdout.fnmatch_lines(
+        ["*cassette name 'login flow' may hold only ASCII letters, digits, '_', '.' and '-'*"]
+    )
+
+    servers.run(upstream.stop())
+    replay = suite.runpytest_subprocess("--cassette-strict")
+    replay.assert_outcomes(passed=3, errors=1)
+
+
 def test_replay_without_a_cassette_says_how_to_record(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("-k", "test_embeddings")
     result.assert_outcomes(errors=1)
