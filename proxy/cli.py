@@ -90,6 +90,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except StoreError as exc:
         print(f"cassette-proxy: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        return _cannot_listen(config, exc)
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -133,10 +135,14 @@ def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         print(f"cassette-proxy: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(
-            f"cassette-proxy: cannot listen on {config.server.host}:{config.server.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 1
+        return _cannot_listen(config, exc)
     return 0
+
+
+def _cannot_listen(config: Config, exc: OSError) -> int:
+    print(
+        f"cassette-proxy: cannot listen on {config.server.host}:{config.server.port}: "
+        f"{exc.strerror or exc}",
+        file=sys.stderr,
+    )
+    return 1

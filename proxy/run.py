@@ -8,6 +8,7 @@ explanations) goes to stderr. The exit code is the child's.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -43,9 +44,9 @@ async def run_child(
         )
         return 127
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # The child decides what an interrupt means; the proxy waits for it to finish.
-        loop.add_signal_handler(sig, child.send_signal, sig)
+    # The child decides what an interrupt means; the proxy waits for it to finish.
+    loop.add_signal_handler(signal.SIGINT, _pass_interrupt, child)
+    loop.add_signal_handler(signal.SIGTERM, child.send_signal, signal.SIGTERM)
     try:
         code = await child.wait()
     finally:
@@ -55,6 +56,28 @@ async def run_child(
         await proxy.stop()
     print(summary(config, stats), file=report)
     return code if code >= 0 else 128 - code
+
+
+def _pass_interrupt(child: asyncio.subprocess.Process) -> None:
+    """Hand a SIGINT on, unless the terminal sent it: Ctrl-C goes to the whole foreground process
+    group, the child included, and a second one would cut short what the child does on the first
+    (a Python child's clean-up gets a second KeyboardInterrupt)."""
+    if not _in_terminal_foreground():
+        child.send_signal(signal.SIGINT)
+
+
+def _in_terminal_foreground() -> bool:
+    """Whether this process's group is the foreground group of its controlling terminal."""
+    try:
+        terminal = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False  # no controlling terminal: no Ctrl-C from one either
+    try:
+        return os.tcgetpgrp(terminal) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(terminal)
 
 
 def summary(config: Config, stats: SessionStats) -> str:
