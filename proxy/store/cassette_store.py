@@ -8,6 +8,8 @@ which is what makes SIGTERM lose nothing that was accepted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -140,19 +142,54 @@ class CassetteStore:
                 item = self._queue.get_nowait()
             if batch:
                 try:
-                    await self._write_batch(batch)
-                except sqlite3.Error as exc:
-                    # Keep serving; the failure is loud and names what could not be stored.
-                    self.failed_ids.extend(e.id for e in batch)
-                    if self._on_error is not None:
-                        self._on_error(exc, batch)
+                    await self._store(batch)
+                finally:
                     for _ in batch:
                         self._queue.task_done()
 
-    async def _write_batch(self, batch: Sequence[Exchange]) -> None:
+    async def _store(self, batch: Sequence[Exchange]) -> None:
+        """Write a batch, or report loudly what could not be. Never raises: a writer that died
+        would silently lose every later exchange too."""
+        ready: list[Exchange] = []
         for exchange in batch:
-            if self._before_write is not None:
-                self._before_write(exchange)
+            try:
+                if self._before_write is not None:
+                    self._before_write(exchange)
+            except Exception as exc:
+                self._failed(exc, [exchange])
+            else:
+                ready.append(exchange)
+        for exchange in await self._write(ready):
+            try:
+                if self._after_write is not None:
+                    self._after_write(exchange)
+            except Exception as exc:
+                if self._on_error is not None:
+                    self._on_error(exc, [exchange])
+
+    async def _write(self, batch: Sequence[Exchange]) -> Sequence[Exchange]:
+        """Write the batch in one transaction; what was written."""
+        if not batch:
+            return batch
+        try:
+            await self._write_batch(batch)
+        except sqlite3.Error as exc:
+            self._failed(exc, batch)
+            return []
+        except Exception as exc:
+            if len(batch) == 1:
+                self._failed(exc, batch)
+                return []
+            # Not the disk but an exchange the code cannot store (a bug): keep the others.
+            return [written for exchange in batch for written in await self._write([exchange])]
+        return batch
+
+    def _failed(self, exc: Exception, batch: Sequence[Exchange]) -> None:
+        self.failed_ids.extend(e.id for e in batch)
+        if self._on_error is not None:
+            self._on_error(exc, batch)
+
+    async def _write_batch(self, batch: Sequence[Exchange]) -> None:
         for delay in (*RETRY_DELAYS, None):
             try:
                 db = await self._connection()
@@ -160,16 +197,18 @@ class CassetteStore:
                 await db.commit()
                 break
             except sqlite3.Error:
-                if self._db is not None:
-                    await self._db.rollback()
+                await self._rollback()
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
-        for _ in batch:
-            self._queue.task_done()
-        for exchange in batch:
-            if self._after_write is not None:
-                self._after_write(exchange)
+            except Exception:
+                await self._rollback()  # or the next batch's commit would keep half of this one
+                raise
+
+    async def _rollback(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.rollback()
 
     async def _insert(self, db: aiosqlite.Connection, batch: Sequence[Exchange]) -> None:
         """Insert the batch in the open transaction, renumbering it past any id already taken."""
@@ -217,10 +256,19 @@ class CassetteStore:
         ended = e.started_at + e.duration_ms / 1000 if e.duration_ms is not None else None
         return (
             e.id, e.started_at, ended, e.method, e.path, e.query, e.endpoint,
-            self._encode.encode(e.request_headers).decode(), e.key_fingerprint, e.request_body,
-            e.status, self._encode.encode(e.response_headers).decode(), e.response_body,
+            self._json_text(e.request_headers), e.key_fingerprint, e.request_body,
+            e.status, self._json_text(e.response_headers), e.response_body,
             e.content_encoding, int(e.stream), e.ttfb_ms, e.duration_ms, e.match_key,
-            int(e.complete), e.outcome.value, self._encode.encode(e.notes).decode(), u.model,
+            int(e.complete), e.outcome.value, self._json_text(e.notes), u.model,
             u.input_tokens, u.cached_tokens, u.output_tokens, u.reasoning_tokens,
             u.finish_reason, u.error_type, u.error_code, e.upstream_request_id, u.audio_seconds,
         )  # fmt: skip
+
+    def _json_text(self, value: list[Any]) -> str:
+        """A JSON column's text. Header bytes that are not UTF-8 reach here as surrogates
+        (aiohttp decodes headers with surrogateescape), which msgspec and SQLite refuse: those
+        are written as `\\udcXX` escapes instead, so they read back as the same string."""
+        try:
+            return self._encode.encode(value).decode()
+        except UnicodeEncodeError:
+            return json.dumps(msgspec.to_builtins(value), separators=(",", ":"))

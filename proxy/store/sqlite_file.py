@@ -9,18 +9,21 @@ thread shows in its wall time.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from proxy.exchange import Exchange, Outcome, Usage
 from proxy.sse import SseEvent
 from proxy.store.migrations import MIGRATIONS, apply_migrations
+
+_T = TypeVar("_T")
 
 EXCHANGE_COLUMNS = (
     "id, started_at, ended_at, method, path, query, endpoint, request_headers, key_fingerprint,"
@@ -173,6 +176,15 @@ _HEADERS = msgspec.json.Decoder(list[tuple[str, str]])
 _NOTES = msgspec.json.Decoder(list[str])
 
 
+def _decode_json(decoder: msgspec.json.Decoder[_T], text: str) -> _T:
+    try:
+        return decoder.decode(text)
+    except msgspec.DecodeError:
+        # Header bytes that were not UTF-8 are stored as `\\udcXX` escapes (surrogateescape, see
+        # CassetteStore), which msgspec refuses; the standard library reads them back as written.
+        return msgspec.convert(json.loads(text), decoder.type)
+
+
 def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
     (
         id_, started_at, _ended, method, path, query, endpoint, req_headers, fp, req_body,
@@ -187,11 +199,11 @@ def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
         path=path,
         query=query,
         endpoint=endpoint,
-        request_headers=_HEADERS.decode(req_headers),
+        request_headers=_decode_json(_HEADERS, req_headers),
         key_fingerprint=fp,
         request_body=bytes(req_body),
         status=status,
-        response_headers=_HEADERS.decode(resp_headers),
+        response_headers=_decode_json(_HEADERS, resp_headers),
         response_body=bytes(resp_body),
         content_encoding=encoding,
         stream=bool(stream),
@@ -200,7 +212,7 @@ def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
         duration_ms=duration,
         match_key=match_key,
         outcome=Outcome(outcome),
-        notes=_NOTES.decode(notes),
+        notes=_decode_json(_NOTES, notes),
         upstream_request_id=request_id,
         usage=Usage(
             model=model,
