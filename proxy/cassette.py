@@ -11,7 +11,7 @@ import msgspec
 from multidict import CIMultiDict
 
 from proxy.config import Config, Mode
-from proxy.content_encoding import UnsupportedEncoding, decode_body
+from proxy.content_encoding import CorruptBody, UnsupportedEncoding, decode_body
 from proxy.decode import TypedView
 from proxy.exchange import Exchange
 from proxy.exchange_log import DeferredEvents
@@ -96,7 +96,7 @@ class Cassette:
                 exchange.response_body = decode_body(
                     exchange.response_body, exchange.content_encoding
                 )
-            except (UnsupportedEncoding, OSError, ValueError) as exc:
+            except (UnsupportedEncoding, CorruptBody) as exc:
                 # Keep the encoded bytes and say why; replay then sends them with their encoding.
                 exchange.notes.append(
                     f"response body kept {exchange.content_encoding}-encoded: {exc}"

@@ -24,32 +24,64 @@ class _Identity:
         return b""
 
 
+class UnsupportedEncoding(Exception):
+    pass
+
+
+class CorruptBody(Exception):
+    """The bytes are not valid in the coding their `content-encoding` names."""
+
+
+class _Zlib:
+    """gzip or deflate; zlib's own error becomes `CorruptBody`, like brotli's."""
+
+    def __init__(self, wbits: int) -> None:
+        self._inner = zlib.decompressobj(wbits=wbits)
+
+    def decompress(self, data: bytes) -> bytes:
+        try:
+            return self._inner.decompress(data)
+        except zlib.error as exc:
+            raise CorruptBody(str(exc)) from None
+
+    def flush(self) -> bytes:
+        try:
+            return self._inner.flush()
+        except zlib.error as exc:
+            raise CorruptBody(str(exc)) from None
+
+
 class _Brotli:
     def __init__(self) -> None:
         import brotli  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         self._inner = brotli.Decompressor()
+        self._error: type[Exception] = brotli.error
 
     def decompress(self, data: bytes) -> bytes:
-        return bytes(self._inner.process(data))
+        try:
+            return bytes(self._inner.process(data))
+        except self._error as exc:
+            raise CorruptBody(str(exc)) from None
 
     def flush(self) -> bytes:
         return b""
 
 
-class UnsupportedEncoding(Exception):
-    pass
+def is_identity(encoding: str | None) -> bool:
+    """Whether a `content-encoding` value leaves the body as it is."""
+    return encoding is None or encoding.strip().lower() in ("identity", "")
 
 
 def decompressor_for(encoding: str | None) -> Decompressor:
     """A streaming decompressor for a `content-encoding` value (one coding; the common case)."""
-    name = (encoding or "identity").strip().lower()
-    if name in ("identity", ""):
+    if encoding is None or is_identity(encoding):
         return _Identity()
+    name = encoding.strip().lower()
     if name in ("gzip", "x-gzip"):
-        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        return _Zlib(wbits=16 + zlib.MAX_WBITS)
     if name == "deflate":
-        return zlib.decompressobj(wbits=zlib.MAX_WBITS)
+        return _Zlib(wbits=zlib.MAX_WBITS)
     if name == "br":
         try:
             return _Brotli()
@@ -61,5 +93,6 @@ def decompressor_for(encoding: str | None) -> Decompressor:
 
 
 def decode_body(data: bytes, encoding: str | None) -> bytes:
+    """The whole body decoded; raises UnsupportedEncoding or CorruptBody."""
     decoder = decompressor_for(encoding)
     return decoder.decompress(data) + decoder.flush()

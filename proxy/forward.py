@@ -15,13 +15,79 @@ from aiohttp import web
 from yarl import URL
 
 from proxy.config import UpstreamConfig
-from proxy.content_encoding import Decompressor, UnsupportedEncoding, decompressor_for
+from proxy.content_encoding import (
+    CorruptBody,
+    Decompressor,
+    UnsupportedEncoding,
+    decompressor_for,
+    is_identity,
+)
 from proxy.errors import error_body, error_response
 from proxy.exchange import Exchange, Outcome
 from proxy.headers import Pairs, split_response_headers
 from proxy.sse import SseEvent, SseSplitter, is_event_stream, parse_event
 
 Finish = Callable[[Exchange], None]
+
+
+class _Tee:
+    """What the cassette keeps of a response body, fed each chunk as it goes to the client:
+    the raw bytes, or, for an event stream, its events decoded and split as they arrive."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._chunks: list[bytes] = []
+        self._decoder: Decompressor | None = None  # set while an event stream is being split
+        self._splitter = SseSplitter()
+        self._encoding: str | None = None
+
+    def split_events(self, encoding: str | None) -> None:
+        """Store the body as SSE events, decoded from `encoding`, or say why it cannot be."""
+        try:
+            self._decoder = decompressor_for(encoding)
+        except UnsupportedEncoding as exc:
+            self._exchange.notes.append(f"event stream kept {encoding}-encoded, not split: {exc}")
+            return
+        self._exchange.stream = True
+        self._exchange.content_encoding = None
+        if not is_identity(encoding):
+            # The encoded bytes are kept too until the stream has decoded to its end: if it
+            # does not, they are what the cassette stores.
+            self._encoding = encoding
+
+    def feed(self, chunk: bytes, at: float) -> None:
+        if self._decoder is None or self._encoding is not None:
+            self._chunks.append(chunk)
+        if self._decoder is not None:
+            try:
+                self._events(self._decoder.decompress(chunk), at)
+            except CorruptBody as exc:
+                self._keep_encoded(exc)
+
+    def close(self, at: float) -> None:
+        """The body so far (even if partial) onto the exchange."""
+        if self._decoder is not None:
+            try:
+                self._events(self._decoder.flush(), at)
+            except CorruptBody as exc:
+                self._keep_encoded(exc)
+            else:
+                if tail := self._splitter.flush():
+                    self._exchange.events.append(SseEvent(at, tail))
+                self._chunks.clear()
+        self._exchange.response_body = b"".join(self._chunks)
+
+    def _events(self, data: bytes, at: float) -> None:
+        self._exchange.events.extend(SseEvent(at, raw) for raw in self._splitter.feed(data))
+
+    def _keep_encoded(self, exc: CorruptBody) -> None:
+        """A stream that does not decode is stored as its encoded bytes, not as events."""
+        exchange = self._exchange
+        exchange.notes.append(f"event stream kept {self._encoding}-encoded, not split: {exc}")
+        exchange.stream = False
+        exchange.content_encoding = self._encoding
+        exchange.events.clear()
+        self._decoder = None
 
 
 class Upstream:
@@ -65,9 +131,7 @@ class Upstream:
         assert self._session is not None, "Upstream.start() was not awaited"
         loop = asyncio.get_running_loop()
         started = loop.time()
-        chunks: list[bytes] = []
-        splitter = SseSplitter()
-        decoder: Decompressor | None = None  # set while an event stream is being split
+        tee = _Tee(exchange)
 
         def elapsed_ms() -> float:
             return (loop.time() - started) * 1000
@@ -75,11 +139,7 @@ class Upstream:
         def done(outcome: Outcome) -> None:
             """Close the tee (body or events so far, even if partial) and hand it to storage."""
             at = elapsed_ms()
-            if decoder is not None:
-                exchange.events.extend(SseEvent(at, e) for e in splitter.feed(decoder.flush()))
-                if tail := splitter.flush():
-                    exchange.events.append(SseEvent(at, tail))
-            exchange.response_body = b"".join(chunks)
+            tee.close(at)
             exchange.outcome = outcome
             exchange.duration_ms = at
             finish(exchange)
@@ -99,11 +159,11 @@ class Upstream:
             done(interrupted())
             raise
         except TimeoutError:
-            failed = self._failed(exchange, chunks, 504, "timed out")
+            failed = self._failed(exchange, tee, 504, "timed out")
             done(Outcome.UPSTREAM_TIMEOUT)
             return failed
         except aiohttp.ClientError as exc:
-            failed = self._failed(exchange, chunks, 502, str(exc))
+            failed = self._failed(exchange, tee, 502, str(exc))
             done(Outcome.UPSTREAM_UNREACHABLE)
             return failed
 
@@ -114,13 +174,7 @@ class Upstream:
         encoding = upstream.headers.get("content-encoding")
         exchange.content_encoding = encoding
         if is_event_stream(upstream.headers.get("content-type")):
-            try:
-                decoder = decompressor_for(encoding)
-            except UnsupportedEncoding as exc:
-                exchange.notes.append(f"event stream kept {encoding}-encoded, not split: {exc}")
-            else:
-                exchange.stream = True
-                exchange.content_encoding = None
+            tee.split_events(encoding)
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
@@ -139,13 +193,7 @@ class Upstream:
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 # Tee first: a client that hangs up once it has this chunk fails the write below.
-                if decoder is None:
-                    chunks.append(chunk)
-                else:
-                    at = elapsed_ms()
-                    exchange.events.extend(
-                        SseEvent(at, raw) for raw in splitter.feed(decoder.decompress(chunk))
-                    )
+                tee.feed(chunk, elapsed_ms())
                 await response.write(chunk)
             await response.write_eof()
         except (asyncio.CancelledError, ConnectionResetError) as exc:
@@ -171,12 +219,12 @@ class Upstream:
         return response
 
     @staticmethod
-    def _failed(exchange: Exchange, chunks: list[bytes], status: int, detail: str) -> web.Response:
+    def _failed(exchange: Exchange, tee: _Tee, status: int, detail: str) -> web.Response:
         """The proxy's own 502/504, sent to the client and stored as the exchange's response."""
         message = f"cassette-proxy could not reach the upstream: {detail}"
         code = "upstream_timeout" if status == 504 else "upstream_unreachable"
         exchange.status = status
         exchange.response_headers = [("content-type", "application/json")]
         exchange.notes.append(message)
-        chunks.append(error_body(message, "upstream_error", code))
+        tee.feed(error_body(message, "upstream_error", code), 0.0)
         return error_response(status, message, "upstream_error", code)

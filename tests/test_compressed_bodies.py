@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -96,3 +97,80 @@ async def test_gzip_passes_through_and_is_stored_decoded(tmp_path: Path) -> None
     await replayer.stop()
     assert replayed["stream"] == (b"".join(EVENTS), None)
     assert replayed["json"] == (JSON_BODY, None)
+
+
+NOT_COMPRESSED = b'data: {"ok": true}\n\n'
+
+
+def good_then_bad() -> bytes:
+    """One event that decodes, then bytes that are no gzip: the stream turns bad midway."""
+    compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    return compressor.compress(EVENTS[0]) + compressor.flush(zlib.Z_SYNC_FLUSH) + b"\xff" * 40
+
+
+def mislabelled_upstream(body: bytes, content_type: str, encoding: str) -> web.Application:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": content_type, "content-encoding": encoding}
+        )
+        await response.prepare(request)
+        await response.write(body)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/models", answer)
+    return app
+
+
+async def get_raw(base: str) -> tuple[int, bytes, str | None]:
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.get(base + "/v1/models", headers={"accept-encoding": "gzip, deflate, br"}) as r,
+    ):
+        return r.status, await r.read(), r.headers.get("content-encoding")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "body"),
+    [
+        ("application/json", "gzip", b'{"ok": true}'),
+        ("application/json", "deflate", b'{"ok": true}'),
+        ("application/json", "br", b'{"ok": true}'),
+        ("text/event-stream", "gzip", NOT_COMPRESSED),
+        ("text/event-stream", "br", NOT_COMPRESSED),
+        ("text/event-stream", "gzip", good_then_bad()),
+    ],
+    ids=["json-gzip", "json-deflate", "json-br", "sse-gzip", "sse-br", "sse-gzip-bad-midway"],
+)
+async def test_a_body_not_valid_in_its_encoding_reaches_the_client_and_is_stored_encoded(
+    tmp_path: Path, content_type: str, encoding: str, body: bytes
+) -> None:
+    upstream = TestServer(
+        mislabelled_upstream(body, content_type, encoding), host="127.0.0.1", port=0
+    )
+    await upstream.start_server()
+    cassette = tmp_path / "mislabelled.db"
+    log = make_logger("json", "error")
+    flags = {"upstream": str(upstream.make_url("")), "cassette": str(cassette), "port": 0}
+    recorder = await start_proxy(load_config(None, {}, {**flags, "mode": "record"}), log)
+    try:
+        recorded = await get_raw(recorder.url)
+    finally:
+        await recorder.stop()
+        await upstream.close()
+
+    assert recorded == (200, body, encoding)  # the upstream's bytes, untouched
+    with sqlite3.connect(cassette) as db:
+        rows = db.execute("SELECT response_body, content_encoding, stream, notes FROM exchanges")
+        stored_body, stored_encoding, stream, notes = rows.fetchone()
+        events = db.execute("SELECT COUNT(*) FROM sse_events").fetchone()[0]
+    assert (stored_body, stored_encoding, stream, events) == (body, encoding, 0, 0)
+    assert f"kept {encoding}-encoded" in notes
+
+    flags["upstream"] = "http://127.0.0.1:9"
+    replayer = await start_proxy(load_config(None, {}, {**flags, "mode": "replay"}), log)
+    try:
+        assert await get_raw(replayer.url) == recorded
+    finally:
+        await replayer.stop()
