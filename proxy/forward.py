@@ -117,6 +117,10 @@ class Upstream:
             await self._session.close()
 
     def target(self, raw_path_qs: str) -> URL:
+        """The upstream URL for an origin-form target (the handler refuses any other)."""
+        if not raw_path_qs.startswith("/"):
+            # Glued onto the base, `@host/...` or `host:port/...` would name another host.
+            raise ValueError(f"not an origin-form request target: {raw_path_qs!r}")
         return URL(self._base + raw_path_qs, encoded=True)
 
     async def relay(

@@ -36,6 +36,8 @@ class ProxyHandler:
         arrived = asyncio.get_running_loop().time()
         app = self._app
         raw_path = request.raw_path
+        if not raw_path.startswith("/"):
+            return _not_origin_form(request.method, raw_path)
         if raw_path.startswith(NAMED_PREFIX):
             named = await self._named(raw_path)
             if isinstance(named, web.Response):
@@ -176,3 +178,18 @@ class ProxyHandler:
             "request_too_large",
             retry=False,
         )
+
+
+def _not_origin_form(method: str, target: str) -> web.Response:
+    """The refusal of an absolute-form (`http://host/...`), authority-form (`host:port`) or other
+    request target that is not a path: glued onto the upstream URL it could name another host,
+    which would then get the client's API key. Nothing is forwarded or recorded."""
+    shown = target if len(target) <= 200 else target[:199] + "…"
+    return error_response(
+        400,
+        f"cassette-proxy: {method} {shown!r}: the request target must be a path starting with "
+        "'/'; the proxy forwards only to its configured upstream, and nothing was forwarded",
+        "invalid_request_error",
+        "invalid_request_target",
+        retry=False,
+    )

@@ -1,17 +1,24 @@
 """A secret never reaches disk: not in the database, not in the WAL, not in the shared-memory file,
-while the proxy runs or after it stops. Requests are attributed by a key fingerprint instead."""
+while the proxy runs or after it stops. Requests are attributed by a key fingerprint instead. And
+a request, with its key, only ever goes to the configured upstream."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 
+from proxy.config import UpstreamConfig
+from proxy.forward import Upstream
 from tests.support.clients import sync_client
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.loop_thread import LoopThread
 from tests.support.proxies import ProxyFactory, query, wait_until
+from tests.support.raw_http import body_of, raw_exchange, status_of
 
 SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -110,3 +117,68 @@ def test_other_credential_headers_never_reach_disk(
     assert_secret_absent(cassette, api_key)
     headers = query(cassette, "SELECT request_headers FROM exchanges")
     assert len(headers) == 1 and f'"{header}"' not in headers[0][0]
+
+
+def get_request(target: str, api_key: str) -> bytes:
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api_key}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def elsewhere(servers: LoopThread) -> Iterator[FakeOpenAI]:
+    """A second server: a host the client names that is not the proxy's upstream."""
+    fake = FakeOpenAI()
+    servers.run(fake.start())
+    yield fake
+    servers.run(fake.stop())
+
+
+@pytest.mark.parametrize("target", ["http://{host}/v1/models", "munity://{host}/v1/models"])
+def test_a_request_target_that_is_not_a_path_is_refused_and_never_forwarded(
+    target: str,
+    upstream: FakeOpenAI,
+    elsewhere: FakeOpenAI,
+    proxies: ProxyFactory,
+    cassette: Path,
+    api_key: str,
+) -> None:
+    """Glued onto the upstream URL, an absolute-form target would send the key to its host."""
+    recorder = proxies.start("record", upstream.url, cassette)
+    host = elsewhere.url.removeprefix("http://")
+    answer = raw_exchange(recorder.port, get_request(target.format(host=host), api_key))
+    recorder.stop()
+    assert status_of(answer) == 400
+    error = json.loads(body_of(answer))["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "invalid_request_target"
+    assert "nothing was forwarded" in error["message"]
+    assert upstream.requests == [] and elsewhere.requests == []
+    assert query(cassette, "SELECT COUNT(*) FROM exchanges") == [(0,)]
+
+
+@pytest.mark.parametrize("path", ["//{host}/v1/models", "/@{host}/v1/models"])
+def test_a_path_cannot_name_another_host(
+    path: str,
+    upstream: FakeOpenAI,
+    elsewhere: FakeOpenAI,
+    proxies: ProxyFactory,
+    cassette: Path,
+    api_key: str,
+) -> None:
+    recorder = proxies.start("record", upstream.url, cassette)
+    host = elsewhere.url.removeprefix("http://")
+    raw_exchange(recorder.port, get_request(path.format(host=host), api_key))
+    recorder.stop()
+    assert [seen.path for seen in upstream.requests] == [path.format(host=host)]
+    assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("target", ["@127.0.0.1/v1/models", "127.0.0.1:9/v1/models", "http://x/"])
+def test_the_upstream_url_is_only_ever_built_from_a_path(target: str) -> None:
+    """aiohttp refuses some of these itself; the upstream side refuses them all again."""
+    upstream = Upstream(UpstreamConfig(url="https://api.openai.com/v1"))
+    assert upstream.target("//127.0.0.1:9/v1/models").host == "api.openai.com"
+    with pytest.raises(ValueError, match="not an origin-form request target"):
+        upstream.target(target)
