@@ -22,8 +22,10 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Never forwarded upstream: the proxy speaks to the upstream host itself.
-NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+# Never forwarded upstream: the proxy speaks to the upstream host itself. `expect`: the proxy
+# already holds the whole body, and an upstream that ignores `Expect: 100-continue` (as RFC 9110
+# allows) would leave the request waiting for a 100 that never comes.
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect"}
 # Headers that carry secrets: forwarded to the upstream, never stored.
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
