@@ -2,7 +2,9 @@
 
 Two requests match when their canonical forms are equal: method, path, sorted query (minus ignored
 parameters), the configured headers, and the body — JSON by value (key order ignored, array order
-kept), multipart by its fields and file digests (never the boundary), anything else by its bytes.
+kept, numbers by numeric value so `1` and `1.0` are one value, `true` never a number), multipart by
+its fields and file digests (never the boundary), anything else by its bytes. The explanation of a
+miss (`differences`) follows the same rule, so it names a field whenever the keys differ.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class MatchRules:
         self.headers = tuple(sorted(h.lower() for h in config.headers))
         self.ignored_paths = tuple(_parse_path(p) for p in config.ignore_json_paths)
         self._encoder = msgspec.json.Encoder(order="sorted")
+        self._json = msgspec.json.Decoder(float_hook=_json_number)
 
     def canonical(
         self,
@@ -86,13 +89,20 @@ class MatchRules:
                 return {"multipart": multipart_fields(body, boundary)}
         if media.endswith("json") or (not media and body.lstrip()[:1] in (b"{", b"[")):
             try:
-                value = msgspec.json.decode(body)
+                value = self._json.decode(body)
             except msgspec.DecodeError:
                 return {"sha256": hashlib.sha256(body).hexdigest()}
             for tokens in self.ignored_paths:
                 value = _drop(value, tokens)
             return value
         return {"sha256": hashlib.sha256(body).hexdigest()}
+
+
+def _json_number(text: str) -> int | float:
+    """A JSON number written with a fraction or an exponent: an int when its value is integral,
+    so that `1.0`, `1e0` and `1` have one canonical form (JSON numbers match by value)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def _boundary(content_type: str) -> str | None:
@@ -188,7 +198,7 @@ def _pairs_dict(pairs: list[tuple[str, str]]) -> dict[str, Json]:
 
 
 def _compare(a: Json, b: Json, path: str, found: list[Difference], limit: int) -> None:
-    if len(found) >= limit or a == b:
+    if len(found) >= limit or _same(a, b):
         return
     if isinstance(a, dict) and isinstance(b, dict):
         for key in [*a, *(k for k in b if k not in a)]:
@@ -203,6 +213,19 @@ def _compare(a: Json, b: Json, path: str, found: list[Difference], limit: int) -
         found.append(Difference(path, a, b))
 
 
+def _same(a: Json, b: Json) -> bool:
+    """Equal as canonical JSON values, as the match key sees them: Python's `==` (numbers by
+    value; the canonical form already made integral floats ints), except that a boolean is never
+    a number (in Python `True == 1`)."""
+    if a != b:
+        return False
+    if isinstance(a, dict | list):
+        # A `true` against a `1` somewhere inside: the encodings tell, at C speed.
+        return _ENCODER.encode(a) == _ENCODER.encode(b)
+    return isinstance(a, bool) is isinstance(b, bool)
+
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
 _PATH_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 

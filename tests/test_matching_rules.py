@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proxy.config import MatchingConfig
-from proxy.matching import MatchRules, differences
+from proxy.matching import Canonical, MatchRules, differences
 
 
 def rules(**config: list[str]) -> MatchRules:
@@ -96,3 +96,29 @@ def test_differences_name_json_paths_live_value_first() -> None:
         'body.messages[1].content: "hi" != "hello"',
         "body.n: <absent> != 2",
     ]
+
+
+def test_json_numbers_match_by_value_and_a_boolean_is_never_a_number() -> None:
+    """One rule for keys and explanations: a key differs exactly when a difference is named."""
+    r = rules()
+
+    def canon(temperature: str, logprobs: str, nested: str = "true") -> Canonical:
+        body = '{"model": "m", "temperature": %s, "logprobs": %s, "tools": [{"strict": %s}]}'
+        raw = (body % (temperature, logprobs, nested)).encode()
+        return r.canonical("POST", "/v1/chat/completions", "", [], "application/json", raw)
+
+    recorded = canon("1", "true")
+    for same in (canon("1.0", "true"), canon("1e0", "true"), canon("10E-1", "true")):
+        assert r.key(same) == r.key(recorded)
+        assert differences(same, recorded) == []
+    assert r.key(canon("-0.0", "true")) == r.key(canon("0", "true"))
+
+    cases = [
+        (canon("1.5", "true"), "body.temperature: 1.5 != 1"),
+        (canon("1", "1"), "body.logprobs: 1 != true"),
+        (canon("1", "1.0"), "body.logprobs: 1 != true"),
+        (canon("1", "true", nested="1"), "body.tools[0].strict: 1 != true"),
+    ]
+    for live, named in cases:
+        assert r.key(live) != r.key(recorded)
+        assert [d.describe() for d in differences(live, recorded)] == [named]
