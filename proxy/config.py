@@ -7,6 +7,7 @@ whichever layer it came from, naming the key and where it was set.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,6 +115,7 @@ def load_config(
     sources: dict[tuple[str, str], str] = {}
     if path is not None:
         raw = _read_toml(path)
+        _check_sections(raw, path)
         for section, values in raw.items():
             if isinstance(values, dict):
                 for key in values:
@@ -150,6 +152,34 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a TOML table at the top level")
     return raw
+
+
+def _check_sections(raw: dict[str, Any], path: Path) -> None:
+    """Every section the file sets is a table: `upstream = "http://…"` is a plausible slip for
+    `[upstream]` + `url = …`, and the environment and flags write their keys into the section."""
+    for field in msgspec.structs.fields(Config):
+        value = raw.get(field.name)
+        if value is None or isinstance(value, dict):
+            continue
+        first = msgspec.structs.fields(field.type)[0].name
+        example = f"{first} = {json.dumps(value)}" if isinstance(value, str) else f"{first} = …"
+        raise ConfigError(
+            f"{path}: `{field.name}` must be a table, not {_toml_kind(value)}; write "
+            f"`[{field.name}]` on a line of its own with its keys below it, e.g. `{example}` "
+            "(config.example.toml lists every key)"
+        )
+
+
+def _toml_kind(value: object) -> str:
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "a date or time"
 
 
 _PATH_IN_ERROR = re.compile(r"at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`")

@@ -60,3 +60,28 @@ def test_replay_timing_values() -> None:
     assert parse_timing("2") == 0.5
     with pytest.raises(ValueError):
         parse_timing("0")
+
+
+@pytest.mark.parametrize(
+    ("environ", "flags"),
+    [
+        ({}, {}),
+        ({"CASSETTE_PROXY_UPSTREAM": "http://env"}, {}),
+        ({}, {"upstream": "http://flag"}),
+        ({"CASSETTE_PROXY_HOST": "::1"}, {"port": 0}),
+    ],
+    ids=["file-only", "env", "flag", "other-section"],
+)
+def test_a_section_that_is_not_a_table_names_the_key_file_and_fix(
+    tmp_path: Path, environ: dict[str, str], flags: dict[str, object]
+) -> None:
+    """`upstream = "…"` where `[upstream]` + `url = "…"` was meant: never a TypeError."""
+    path = tmp_path / "flat.toml"
+    path.write_text('upstream = "http://127.0.0.1:9"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ, flags)
+    assert str(caught.value) == (
+        f"{path}: `upstream` must be a table, not a string; write `[upstream]` on a line of its "
+        'own with its keys below it, e.g. `url = "http://127.0.0.1:9"` (config.example.toml '
+        "lists every key)"
+    )
