@@ -62,12 +62,14 @@ def credential_of(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | No
 
 
 def connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    """Header names a `Connection` header lists beyond the standard hop-by-hop ones: they are
-    hop-by-hop too. Empty for the usual `keep-alive`."""
-    value = headers.get("connection")
-    if not value:
+    """Header names the `Connection` headers list beyond the standard hop-by-hop ones: they are
+    hop-by-hop too. Every `Connection` header counts (a list may be split over several). Empty
+    for the usual `keep-alive`."""
+    values = headers.getall("connection", ())
+    if not values:
         return frozenset()
-    return frozenset(token.strip().lower() for token in value.split(",")) - HOP_BY_HOP - {""}
+    named = frozenset(token.strip().lower() for value in values for token in value.split(","))
+    return named - HOP_BY_HOP - {""}
 
 
 class RequestHeaders(NamedTuple):

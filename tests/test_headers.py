@@ -42,6 +42,25 @@ def test_hop_by_hop_and_connection_named_headers_are_not_forwarded() -> None:
     }
 
 
+def test_every_connection_header_names_hop_by_hop_headers() -> None:
+    """A second `Connection` header counts as much as the first (RFC 9110 §5.3: a list)."""
+    forwarded, stored = split_request_headers(
+        proxy_of(
+            ("Connection", "keep-alive"),
+            ("Connection", "X-Hop, X-Other"),
+            ("X-Hop", "1"),
+            ("X-Other", "2"),
+            ("Accept", "*/*"),
+        )
+    )
+    assert forwarded == [("Accept", "*/*"), ("Accept-Encoding", "identity")]
+    assert stored == [("accept", "*/*")]
+    to_client, stored = split_response_headers(
+        proxy_of(("Connection", "close"), ("Connection", "X-Hop"), ("X-Hop", "1")), "recorded"
+    )
+    assert to_client == [("x-cassette-proxy", "recorded")] and stored == []
+
+
 def test_no_accept_encoding_means_identity_upstream() -> None:
     forwarded, stored = split_request_headers(proxy_of(("Accept", "*/*")))
     assert forwarded == [("Accept", "*/*"), ("Accept-Encoding", "identity")]
