@@ -47,7 +47,8 @@ class UpstreamConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ReplayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    timing: str = "none"
+    # "none", "original", or a speed factor: a TOML number or its text (flags, environment).
+    timing: str | float = "none"
     repeat: RepeatPolicy = "last"
     miss_status: int = 400
 
@@ -84,22 +85,27 @@ OVERRIDABLE: dict[str, tuple[str, str]] = {
 }
 
 
-def parse_timing(value: str) -> float | None:
+def parse_timing(value: str | float) -> float | None:
     """`none` → None (no delays), `original` → 1.0, a number → that speed-up factor's inverse.
 
-    A factor of 2 replays twice as fast as recorded (delays halved); 0.5 twice as slow.
+    A factor of 2 replays twice as fast as recorded (delays halved); 0.5 twice as slow. The
+    factor may be a number or its text, with the same checks.
     """
-    text = value.strip().lower()
-    if text == "none":
-        return None
-    if text == "original":
-        return 1.0
-    try:
-        factor = float(text)
-    except ValueError:
-        raise ValueError(
-            f"replay timing must be 'none', 'original' or a positive speed factor, not {value!r}"
-        ) from None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "none":
+            return None
+        if text == "original":
+            return 1.0
+        try:
+            factor = float(text)
+        except ValueError:
+            raise ValueError(
+                "replay timing must be 'none', 'original' or a positive speed factor, "
+                f"not {value!r}"
+            ) from None
+    else:
+        factor = float(value)
     if not factor > 0:
         raise ValueError(f"replay timing factor must be positive, not {value!r}")
     return 1.0 / factor

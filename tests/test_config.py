@@ -35,6 +35,9 @@ def test_precedence_flags_over_environment_over_file(tmp_path: Path) -> None:
         ("[sever]\nport = 1\n", "unknown key `sever`"),
         ('[server]\nport = "x"\n', "bad value for `server.port`"),
         ('[replay]\ntiming = "fast"\n', "bad value for `replay.timing`"),
+        ("[replay]\ntiming = 0\n", "bad value for `replay.timing`"),
+        ("[replay]\ntiming = -2.5\n", "bad value for `replay.timing`"),
+        ("[replay]\ntiming = true\n", "bad value for `replay.timing`"),
         ("[replay]\nmiss_status = 429\n", "bad value for `replay.miss_status`"),
         ('[server]\nmode = "play"\n', "bad value for `server.mode`"),
         ("[server\n", "invalid TOML"),
@@ -52,6 +55,14 @@ def test_bad_file_names_key_and_file(tmp_path: Path, text: str, expected: str) -
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"CASSETTE_PROXY_PORT.*server\.port"):
         load_config(None, {"CASSETTE_PROXY_PORT": "eighty"}, {})
+
+
+@pytest.mark.parametrize(("text", "scale"), [("2", 0.5), ("0.5", 2.0), ('"2"', 0.5)])
+def test_replay_timing_may_be_a_toml_number(tmp_path: Path, text: str, scale: float) -> None:
+    """config.example.toml documents a number (`2` = twice as fast), so a number is accepted."""
+    path = tmp_path / "timing.toml"
+    path.write_text(f"[replay]\ntiming = {text}\n")
+    assert parse_timing(load_config(path, {}, {}).replay.timing) == scale
 
 
 def test_replay_timing_values() -> None:
