@@ -135,7 +135,11 @@ class Cassette:
         """Headers to replay a recording with, built once per recording."""
         headers = self._replay_headers.get(exchange.id)
         if headers is None:
-            headers = replay_response_headers(exchange.response_headers, exchange.content_encoding)
+            headers = replay_response_headers(
+                exchange.response_headers,
+                exchange.content_encoding,
+                head=exchange.method == "HEAD",
+            )
             self._replay_headers[exchange.id] = headers
         return headers
 

@@ -122,10 +122,15 @@ def split_response_headers(headers: CIMultiDictProxy[str], source: str) -> Respo
 
 
 def replay_response_headers(
-    headers: Iterable[tuple[str, str]], body_encoding: str | None
+    headers: Iterable[tuple[str, str]], body_encoding: str | None, *, head: bool = False
 ) -> CIMultiDict[str]:
-    """Recorded headers for a replay; `content-encoding` only while the body is still encoded."""
-    out = CIMultiDict((k, v) for k, v in headers if k not in NOT_REPLAYED)
+    """Recorded headers for a replay; `content-encoding` only while the body is still encoded.
+
+    The answer to a HEAD has no body: its `content-length` and `content-encoding` describe the
+    body a GET would get, so they replay as recorded.
+    """
+    dropped = HOP_BY_HOP if head else NOT_REPLAYED
+    out = CIMultiDict((k, v) for k, v in headers if k not in dropped)
     if body_encoding:
         out["content-encoding"] = body_encoding
     out[PROXY_SOURCE_HEADER] = "replayed"

@@ -1,6 +1,8 @@
-"""Header policy: hop-by-hop handling, what is stored, and credential fingerprints."""
+"""Header policy: hop-by-hop handling, what is stored and replayed, and credential fingerprints."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -11,6 +13,9 @@ from proxy.headers import (
     split_request_headers,
     split_response_headers,
 )
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.proxies import ProxyFactory
+from tests.support.raw_http import raw_exchange
 
 
 def proxy_of(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
@@ -105,6 +110,34 @@ def test_client_and_replay_response_headers() -> None:
     assert "content-encoding" not in replayed and "content-length" not in replayed
     assert replayed["x-cassette-proxy"] == "replayed"
     assert replay_response_headers(stored, "br")["content-encoding"] == "br"
+    # A HEAD has no body: its length and coding describe a GET's, and replay as recorded.
+    head = replay_response_headers(stored, None, head=True)
+    assert head["content-length"] == "10" and head["content-encoding"] == "gzip"
+    assert "transfer-encoding" not in head and "connection" not in head
+
+
+def response_head(answer: bytes) -> dict[str, str]:
+    lines = answer.partition(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+    return {name.lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
+
+
+def test_a_head_replays_the_recorded_content_length(
+    upstream: FakeOpenAI, proxies: ProxyFactory, cassette: Path, api_key: str
+) -> None:
+    request = (
+        f"HEAD /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api_key}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    recorder = proxies.start("record", upstream.url, cassette)
+    recorded = response_head(raw_exchange(recorder.port, request))
+    recorder.stop()
+    replayer = proxies.start("replay", upstream.url, cassette)
+    replayed = response_head(raw_exchange(replayer.port, request))
+    replayer.stop()
+    assert int(recorded["content-length"]) > 0
+    assert replayed["x-cassette-proxy"] == "replayed"
+    for name in ("content-length", "content-type"):
+        assert replayed.get(name) == recorded[name]
 
 
 def test_fingerprint_is_stable_short_and_hides_the_key() -> None:
