@@ -19,6 +19,7 @@ from proxy.headers import header_value, replay_response_headers
 from proxy.logs import Logger
 from proxy.matching import Canonical, MatchRules
 from proxy.recordings import RecordingIndex
+from proxy.sse import is_event_stream
 from proxy.store import CassetteStore, StoreError
 
 
@@ -91,7 +92,7 @@ class Cassette:
 
     def record(self, exchange: Exchange) -> None:
         """Hand a finished exchange to the writer (never waits on disk) and index it in auto mode."""
-        if exchange.content_encoding and not exchange.stream:
+        if exchange.content_encoding and not self._stream_kept_encoded(exchange):
             try:
                 exchange.response_body = decode_body(
                     exchange.response_body, exchange.content_encoding
@@ -108,6 +109,14 @@ class Cassette:
         self.store.submit(exchange)
         if self.mode == "auto":
             self.index.add(exchange, exchange.match_key, consumed=True)
+
+    @staticmethod
+    def _stream_kept_encoded(exchange: Exchange) -> bool:
+        """An event stream the relay could not decode (and said why in a note): decoding it
+        again here would only fail again."""
+        return exchange.stream or is_event_stream(
+            header_value(exchange.response_headers, "content-type")
+        )
 
     def canonical_of(self, exchange: Exchange, *, remember: bool = True) -> Canonical:
         """The canonical form of a stored request under the current rules.
