@@ -221,11 +221,10 @@ def _same(a: Json, b: Json) -> bool:
         return False
     if isinstance(a, dict | list):
         # A `true` against a `1` somewhere inside: the encodings tell, at C speed.
-        return _ENCODER.encode(a) == _ENCODER.encode(b)
+        return msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted")
     return isinstance(a, bool) is isinstance(b, bool)
 
 
-_ENCODER = msgspec.json.Encoder(order="sorted")
 _PATH_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 

@@ -108,15 +108,30 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     return pytester
 
 
-def record(suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+def only(suite: pytest.Pytester, **modules: str) -> None:
+    """Replace the example suite with these test modules (and their helpers)."""
+    (suite.path / "test_example.py").unlink()
+    suite.makepyfile(**modules)
+
+
+def with_key(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> pytest.RunResult:
+    """Run the suite with an API key set, as when recording against the real API."""
     with monkeypatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-record-key")
-        result = suite.runpytest_subprocess(
-            "--cassette-mode=record",
-            f"--cassette-upstream={upstream.url}",
-            "-p",
-            "no:cacheprovider",
-        )
+        return suite.runpytest_subprocess(*args)
+
+
+def record(suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = with_key(
+        suite,
+        monkeypatch,
+        "--cassette-mode=record",
+        f"--cassette-upstream={upstream.url}",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=6)
 
 
@@ -199,8 +214,7 @@ def test_unused_recordings_reported_and_strict_fails(
     servers: LoopThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (suite.path / "test_example.py").unlink()
-    suite.makepyfile(test_unused="CALL_TWICE = True\n" + UNUSED)
+    only(suite, test_unused="CALL_TWICE = True\n" + UNUSED)
     with monkeypatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-record-key")
         patch.setenv("CASSETTE_PROXY_UPSTREAM", upstream.url)  # the same settings as `serve`
@@ -258,22 +272,17 @@ def test_tests_sharing_a_cassette_keep_each_others_recordings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("xdist")
-    (suite.path / "test_example.py").unlink()
-    suite.makepyfile(test_shared="PAUSE = 1.0\n" + SHARED)
+    only(suite, test_shared="PAUSE = 1.0\n" + SHARED)
     cassette = suite.path / "cassettes" / "shared" / "login.db"
-    with monkeypatch.context() as patch:
-        patch.setenv("OPENAI_API_KEY", "sk-record-key")
-        for args in (  # two workers writing one file, then rewrites by two workers and by one
-            ["-n", "2", "--cassette-mode=record"],
-            ["-n", "2", "--cassette-mode=rewrite"],
-            ["--cassette-mode=rewrite"],
-        ):
-            run = suite.runpytest_subprocess(*args, f"--cassette-upstream={upstream.url}")
-            run.assert_outcomes(passed=2)
-            bodies = sorted(
-                json.loads(b)["messages"][0]["content"] for b in _request_bodies(cassette)
-            )
-            assert bodies == ["login as alice", "login as bob"], args
+    for args in (  # two workers writing one file, then rewrites by two workers and by one
+        ["-n", "2", "--cassette-mode=record"],
+        ["-n", "2", "--cassette-mode=rewrite"],
+        ["--cassette-mode=rewrite"],
+    ):
+        run = with_key(suite, monkeypatch, *args, f"--cassette-upstream={upstream.url}")
+        run.assert_outcomes(passed=2)
+        bodies = sorted(json.loads(b)["messages"][0]["content"] for b in _request_bodies(cassette))
+        assert bodies == ["login as alice", "login as bob"], args
     assert upstream.request_count == 6
     servers.run(upstream.stop())
 
@@ -290,14 +299,11 @@ def test_a_recording_no_test_sharing_the_cassette_used_fails_strict(
     servers: LoopThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (suite.path / "test_example.py").unlink()
-    suite.makepyfile(test_shared="PAUSE = 0\n" + SHARED)
-    with monkeypatch.context() as patch:
-        patch.setenv("OPENAI_API_KEY", "sk-record-key")
-        record = suite.runpytest_subprocess(
-            "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-        )
-        record.assert_outcomes(passed=2)
+    only(suite, test_shared="PAUSE = 0\n" + SHARED)
+    recorded = with_key(
+        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+    )
+    recorded.assert_outcomes(passed=2)
     servers.run(upstream.stop())
     suite.makepyfile(test_shared="PAUSE = 0\n" + SHARED.replace('ask("login as bob")', "pass"))
 
@@ -348,20 +354,17 @@ def test_every_test_id_gets_a_cassette_of_its_own(
     servers: LoopThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (suite.path / "test_example.py").unlink()
-    suite.makepyfile(test_names=NAMES)
-    with monkeypatch.context() as patch:
-        patch.setenv("OPENAI_API_KEY", "sk-record-key")
-        record = suite.runpytest_subprocess(
-            "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-        )
+    only(suite, test_names=NAMES)
+    recorded = with_key(
+        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+    )
     # Ids differing only in punctuation, and one too long for a file name, each get their own.
-    record.assert_outcomes(passed=3, errors=1)
+    recorded.assert_outcomes(passed=3, errors=1)
     names = sorted(p.name for p in (suite.path / "cassettes" / "test_names").iterdir())
     assert len(names) == 3
     assert all(len(name) < 140 and name.startswith("test_ask_") for name in names), names
     # A name no client can send unencoded is refused when the test starts, saying why.
-    record.stdout.fnmatch_lines(
+    recorded.stdout.fnmatch_lines(
         ["*cassette name 'login flow' may hold only ASCII letters, digits, '_', '.' and '-'*"]
     )
 
@@ -460,16 +463,15 @@ def test_session_url_covers_clients_built_at_import_time(
     servers: LoopThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (suite.path / "test_example.py").unlink()
     # The root conftest imports the application, so its clients exist before pytest configures.
-    suite.makepyfile(app=APP, test_session=SESSION_SUITE, conftest="import app\n")
-    with monkeypatch.context() as patch:
-        patch.setenv("OPENAI_API_KEY", "sk-record-key")
-        recorded = suite.runpytest_subprocess(
-            "--cassette-session-url",
-            "--cassette-mode=record",
-            f"--cassette-upstream={upstream.url}",
-        )
+    only(suite, app=APP, test_session=SESSION_SUITE, conftest="import app\n")
+    recorded = with_key(
+        suite,
+        monkeypatch,
+        "--cassette-session-url",
+        "--cassette-mode=record",
+        f"--cassette-upstream={upstream.url}",
+    )
     recorded.assert_outcomes(passed=4)
     # Each test's requests are in its own cassette; the one sent outside a test went nowhere.
     assert upstream.request_count == 4
