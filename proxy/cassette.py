@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -55,6 +56,9 @@ class Cassette:
         self._replay_loggers: dict[int, Logger] = {}
         self._replay_events = DeferredEvents() if log.is_enabled_for(logging.INFO) else None
         self._replay_bodies: dict[int, bytes] = {}
+        # Exchanges being forwarded: a cassette taken out of use stays open until they end.
+        self._in_flight = 0
+        self._all_settled: asyncio.Event | None = None
 
     @classmethod
     async def open(
@@ -88,7 +92,26 @@ class Cassette:
         return self.store.path
 
     def new_id(self) -> int:
+        """The id of an exchange about to be forwarded; it counts as in flight until `settled`."""
+        self._in_flight += 1
         return self.store.allocate_id()
+
+    def settled(self) -> None:
+        """An exchange `new_id` numbered is over: recorded, or failed before it could be."""
+        self._in_flight -= 1
+        if not self._in_flight and self._all_settled is not None:
+            self._all_settled.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def close_when_settled(self) -> None:
+        """Close once every exchange still being forwarded has been recorded."""
+        if self._in_flight:
+            self._all_settled = asyncio.Event()
+            await self._all_settled.wait()
+        await self.close()
 
     def record(self, exchange: Exchange) -> None:
         """Hand a finished exchange to the writer (never waits on disk) and index it in auto mode."""

@@ -88,6 +88,8 @@ class ProxyHandler:
                 )
         credential = credential_of(request.headers)
         split = split_request_headers(request.headers)
+        key_fingerprint = self._fingerprint(credential) if credential else None
+        # From here on the exchange is in flight: `settled` below whatever happens.
         exchange = Exchange(
             id=cassette.new_id(),
             started_at=time.time(),
@@ -97,16 +99,19 @@ class ProxyHandler:
             request_headers=split.stored,
             request_body=body,
             match_key=key,
-            key_fingerprint=self._fingerprint(credential) if credential else None,
+            key_fingerprint=key_fingerprint,
         )
-        return await app[UPSTREAM].relay(
-            request,
-            raw_path,
-            split.forwarded,
-            exchange,
-            cassette.record,
-            app[SHUTTING_DOWN].is_set,
-        )
+        try:
+            return await app[UPSTREAM].relay(
+                request,
+                raw_path,
+                split.forwarded,
+                exchange,
+                cassette.record,
+                app[SHUTTING_DOWN].is_set,
+            )
+        finally:
+            cassette.settled()
 
     async def _named(self, raw_path: str) -> tuple[Cassette, str] | web.Response:
         """The named cassette a `/_c/<name>/…` request is for, and the API path it carries."""

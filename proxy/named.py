@@ -55,6 +55,8 @@ class NamedCassettes:
         # The pytest plugin's session URL: API paths outside /_c/ are served from the cassette
         # of the test now running (see `activate`), and refused between tests.
         self.active: str | None = None
+        # Cassettes taken out of use while a stream they record was still running.
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def path_for(self, name: str) -> Path:
         path = self._paths.get(name)
@@ -113,7 +115,7 @@ class NamedCassettes:
         async with self._locks.setdefault(name, asyncio.Lock()):
             current = self._open.pop(name, None)
             if current is not None:
-                await current.close()
+                await self._retire(current)
             if drop_before is not None:
                 await asyncio.to_thread(drop_recordings, path, drop_before)
             self._modes[name] = mode
@@ -142,7 +144,19 @@ class NamedCassettes:
         async with self._locks.setdefault(name, asyncio.Lock()):
             current = self._open.pop(name, None)
             if current is not None:
-                await current.close()
+                await self._retire(current)
+
+    async def _retire(self, cassette: Cassette) -> None:
+        """Close a cassette taken out of use. One still recording an exchange (a stream the
+        client has not finished, or left) stays open until that ends, so it is stored, not lost;
+        what has ended is on disk when this returns."""
+        if not cassette.in_flight:
+            await cassette.close()
+            return
+        await cassette.store.flush()
+        task = asyncio.create_task(cassette.close_when_settled())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def summary(self) -> list[dict[str, object]]:
         return [
@@ -154,3 +168,6 @@ class NamedCassettes:
         for cassette in self._open.values():
             await cassette.close()
         self._open.clear()
+        # By now the server has ended every request: these close as soon as they are awaited.
+        if self._retiring:
+            await asyncio.gather(*self._retiring)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.clients import async_client, sync_client
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.proxies import ProxyFactory, closed_port_url
+from tests.support.proxies import ProxyFactory, closed_port_url, query
 
 COUNTER = {"model": "counter", "messages": [{"role": "user", "content": "count"}]}
 
@@ -166,3 +166,39 @@ def test_named_paths_without_a_cassette_dir_are_a_clear_error(
     assert response.status_code == 404
     assert "--cassette-dir" in response.json()["error"]["message"]
     assert upstream.request_count == 0
+
+
+@pytest.mark.parametrize("ending", ["finished", "abandoned"])
+def test_a_stream_still_running_when_its_cassette_is_released_is_stored(
+    tmp_path: Path,
+    upstream: FakeOpenAI,
+    proxies: ProxyFactory,
+    cassette: Path,
+    api_key: str,
+    ending: str,
+) -> None:
+    """Switching a cassette's mode (or a pytest test ending) releases it while a stream the
+    client started may still be running: the exchange is stored when it ends, not lost."""
+    directory = tmp_path / "cassettes"
+    proxy = proxies.start("record", upstream.url, cassette, cassette_dir=str(directory))
+    admin = proxy.base_url.removesuffix("/v1") + "/_proxy/cassettes"
+    prompt = f"outlives its cassette ({ending})"
+    with sync_client(named_url(proxy.base_url, "t"), api_key, max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="slow-stream",
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            max_completion_tokens=4,
+        )
+        chunks = iter(stream)
+        assert next(chunks).choices[0].delta.content == "tick0 "
+        released = httpx2.put(f"{admin}/t", json={"mode": "record"})
+        assert released.status_code == 200
+        if ending == "finished":
+            assert [c.choices[0].delta.content for c in chunks] == ["tick1 ", "tick2 ", "tick3 "]
+        stream.close()  # abandoned: the client hangs up after the first event
+    upstream.slow_streams[prompt].ended.wait(10)
+    proxy.stop()
+    rows = query(directory / "t.db", "SELECT complete, outcome FROM exchanges")
+    expected = (1, "complete") if ending == "finished" else (0, "client_disconnected")
+    assert rows == [expected]
