@@ -160,6 +160,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
         state.stop()
+    elif (session_url := config.stash.get(_SESSION_URL, None)) is not None:
+        session_url.restore()  # configure stopped at a usage error before the state existed
 
 
 @dataclass

@@ -489,3 +489,20 @@ def test_session_url_covers_clients_built_at_import_time(
     for args in ([], ["-n", "2"] if importlib.util.find_spec("xdist") else []):
         replayed = suite.runpytest_subprocess("-p", "no:cacheprovider", *args)
         replayed.assert_outcomes(passed=4)
+
+
+def test_a_usage_error_leaves_the_environment_as_it_was(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session URL is published before options are checked: a bad option must not leave
+    OPENAI_BASE_URL pointing at a proxy that never starts (an in-process run shares os.environ)."""
+    import os
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://example.invalid/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    suite.makeini(INI + "cassette_mode = sideways\ncassette_session_url = true\n")
+    result = suite.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cassette_mode must be one of*not 'sideways'*"])
+    assert os.environ["OPENAI_BASE_URL"] == "http://example.invalid/v1"
+    assert "OPENAI_API_KEY" not in os.environ
