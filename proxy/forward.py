@@ -179,6 +179,16 @@ class Upstream:
         exchange.content_encoding = encoding
         if is_event_stream(upstream.headers.get("content-type")):
             tee.split_events(encoding)
+        elif upstream.content.is_eof() and _has_body(request.method, upstream.status):
+            # The whole body came with the headers (a usual small JSON answer): nothing is left
+            # to wait for, so it goes out in one write instead of chunk by chunk.
+            body = upstream.content.read_nowait()
+            upstream.release()
+            tee.feed(body, elapsed_ms())
+            done(Outcome.COMPLETE)
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=to_client, body=body
+            )
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
@@ -232,3 +242,8 @@ class Upstream:
         exchange.notes.append(message)
         tee.feed(error_body(message, "upstream_error", code), 0.0)
         return error_response(status, message, "upstream_error", code)
+
+
+def _has_body(method: str, status: int) -> bool:
+    """Whether a response carries body bytes the client reads (not a HEAD's, a 1xx, 204 or 304)."""
+    return method != "HEAD" and status >= 200 and status not in (204, 304)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+from aiohttp import web
 
 from tests.support.clients import HttpLog, async_client, sync_client
 from tests.support.fake_openai import FakeOpenAI
@@ -60,6 +62,47 @@ def test_each_event_reaches_the_client_before_the_upstream_sends_the_next(
         assert received[i][0] < log.write_times[i + 1], (
             f"event {i} reached the client only after the upstream started writing event {i + 1}"
         )
+
+
+def test_a_body_arriving_in_parts_reaches_the_client_part_by_part(
+    servers: LoopThread, proxies: ProxyFactory, cassette: Path
+) -> None:
+    """Not only event streams: any body still arriving is relayed as it comes (only one that
+    came whole with the headers is sent in one write)."""
+    second_part = threading.Event()
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "application/octet-stream"})
+        await response.prepare(request)
+        await response.write(b"part one;")
+        await asyncio.to_thread(second_part.wait, 10)
+        await response.write(b"part two")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/files/file-1/content", download)
+    runner = web.AppRunner(app)
+    servers.run(runner.setup())
+    servers.run(web.TCPSite(runner, "127.0.0.1", 0).start())
+    try:
+        host, port = runner.addresses[0][:2]
+        proxy = proxies.start("record", f"http://{host}:{port}", cassette)
+        with (
+            httpx2.Client(timeout=10) as client,
+            client.stream("GET", f"{proxy.base_url}/files/file-1/content") as response,
+        ):
+            parts = response.iter_raw()
+            assert next(parts) == b"part one;"  # while the upstream still holds part two
+            second_part.set()
+            assert b"".join(parts) == b"part two"
+        proxy.stop()
+    finally:
+        second_part.set()
+        servers.run(runner.cleanup())
+    assert query(cassette, "SELECT response_body, complete FROM exchanges") == [
+        (b"part one;part two", 1)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
