@@ -56,7 +56,7 @@ class Cassette:
         self._replay_loggers: dict[int, Logger] = {}
         self._replay_events = DeferredEvents() if log.is_enabled_for(logging.INFO) else None
         self._replay_bodies: dict[int, bytes] = {}
-        # Exchanges being forwarded: a cassette taken out of use stays open until they end.
+        # Requests being served: a cassette taken out of use stays open until they are over.
         self._in_flight = 0
         self._all_settled: asyncio.Event | None = None
 
@@ -92,12 +92,15 @@ class Cassette:
         return self.store.path
 
     def new_id(self) -> int:
-        """The id of an exchange about to be forwarded; it counts as in flight until `settled`."""
-        self._in_flight += 1
         return self.store.allocate_id()
 
+    def hold(self) -> None:
+        """A request is being served from this cassette: closing waits until it has `settled`
+        (an exchange it forwards is recorded before the writer stops)."""
+        self._in_flight += 1
+
     def settled(self) -> None:
-        """An exchange `new_id` numbered is over: recorded, or failed before it could be."""
+        """A request `hold` counted is over."""
         self._in_flight -= 1
         if not self._in_flight and self._all_settled is not None:
             self._all_settled.set()
@@ -107,7 +110,7 @@ class Cassette:
         return self._in_flight
 
     async def close_when_settled(self) -> None:
-        """Close once every exchange still being forwarded has been recorded."""
+        """Close once every request still being served from it is over."""
         if self._in_flight:
             self._all_settled = asyncio.Event()
             await self._all_settled.wait()

@@ -51,6 +51,18 @@ class ProxyHandler:
                 cassette = active
             else:
                 cassette = app[CASSETTE]
+        # No await since the cassette was looked up: held before anyone can close it, it stays
+        # open until this request is over (see NamedCassettes._retire).
+        cassette.hold()
+        try:
+            return await self._serve(request, cassette, raw_path, arrived)
+        finally:
+            cassette.settled()
+
+    async def _serve(
+        self, request: web.Request, cassette: Cassette, raw_path: str, arrived: float
+    ) -> web.StreamResponse:
+        app = self._app
         body = await self._read_body(request)
         if isinstance(body, web.Response):
             return body
@@ -88,8 +100,6 @@ class ProxyHandler:
                 )
         credential = credential_of(request.headers)
         split = split_request_headers(request.headers)
-        key_fingerprint = self._fingerprint(credential) if credential else None
-        # From here on the exchange is in flight: `settled` below whatever happens.
         exchange = Exchange(
             id=cassette.new_id(),
             started_at=time.time(),
@@ -99,19 +109,16 @@ class ProxyHandler:
             request_headers=split.stored,
             request_body=body,
             match_key=key,
-            key_fingerprint=key_fingerprint,
+            key_fingerprint=self._fingerprint(credential) if credential else None,
         )
-        try:
-            return await app[UPSTREAM].relay(
-                request,
-                raw_path,
-                split.forwarded,
-                exchange,
-                cassette.record,
-                app[SHUTTING_DOWN].is_set,
-            )
-        finally:
-            cassette.settled()
+        return await app[UPSTREAM].relay(
+            request,
+            raw_path,
+            split.forwarded,
+            exchange,
+            cassette.record,
+            app[SHUTTING_DOWN].is_set,
+        )
 
     async def _named(self, raw_path: str) -> tuple[Cassette, str] | web.Response:
         """The named cassette a `/_c/<name>/…` request is for, and the API path it carries."""

@@ -15,6 +15,7 @@ from proxy.cassette import Cassette
 from proxy.config import Config, Mode
 from proxy.decode import TypedView
 from proxy.logs import Logger
+from proxy.store import StoreError
 from proxy.store.sqlite_file import drop_recordings
 
 NAMED_PREFIX = "/_c/"
@@ -55,8 +56,11 @@ class NamedCassettes:
         # The pytest plugin's session URL: API paths outside /_c/ are served from the cassette
         # of the test now running (see `activate`), and refused between tests.
         self.active: str | None = None
-        # Cassettes taken out of use while a stream they record was still running.
-        self._retiring: set[asyncio.Task[None]] = set()
+        # Cassettes taken out of use, closing once the requests still using them are over: the
+        # task that closes each, and the cassette's name.
+        self._retiring: dict[asyncio.Task[None], tuple[str, Cassette]] = {}
+        # Old recordings dropped again once a retiring cassette has written its last exchanges.
+        self._late_drops: set[asyncio.Task[None]] = set()
 
     def path_for(self, name: str) -> Path:
         path = self._paths.get(name)
@@ -99,6 +103,10 @@ class NamedCassettes:
             if cassette is None:
                 mode = self._modes.get(name, self._config.server.mode)
                 cassette = await Cassette.open(path, mode, self._config, self._view, self._log)
+                for retiring_name, retiring in self._retiring.values():
+                    if retiring_name == name:
+                        # Its requests arrived first: their ids stay below this cassette's.
+                        cassette.store.allocate_from(retiring.store.next_id + retiring.in_flight)
                 self._open[name] = cassette
         return cassette
 
@@ -115,9 +123,10 @@ class NamedCassettes:
         async with self._locks.setdefault(name, asyncio.Lock()):
             current = self._open.pop(name, None)
             if current is not None:
-                await self._retire(current)
+                await self._retire(name, current)
             if drop_before is not None:
                 await asyncio.to_thread(drop_recordings, path, drop_before)
+                self._drop_again_when_retired(name, path, drop_before)
             self._modes[name] = mode
         return await self.get(name)
 
@@ -144,19 +153,36 @@ class NamedCassettes:
         async with self._locks.setdefault(name, asyncio.Lock()):
             current = self._open.pop(name, None)
             if current is not None:
-                await self._retire(current)
+                await self._retire(name, current)
 
-    async def _retire(self, cassette: Cassette) -> None:
-        """Close a cassette taken out of use. One still recording an exchange (a stream the
-        client has not finished, or left) stays open until that ends, so it is stored, not lost;
-        what has ended is on disk when this returns."""
-        if not cassette.in_flight:
-            await cassette.close()
-            return
-        await cassette.store.flush()
-        task = asyncio.create_task(cassette.close_when_settled())
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+    async def _retire(self, name: str, cassette: Cassette) -> None:
+        """Close a cassette taken out of use. One still serving a request (a stream the client
+        has not finished, or has left) stays open until that is over, so what it records is
+        stored, not lost. When this returns, every exchange that has ended is on disk.
+
+        The closing runs as a task of its own, tracked from the start: a caller cancelled here
+        (an admin client hanging up) cannot leave the cassette open with no one to close it.
+        """
+        closing = asyncio.create_task(cassette.close_when_settled())
+        self._retiring[closing] = (name, cassette)
+        closing.add_done_callback(self._retiring.pop)
+        await asyncio.shield(cassette.store.flush() if cassette.in_flight else closing)
+
+    def _drop_again_when_retired(self, name: str, path: Path, before: float) -> None:
+        """Recordings started before `before` that a retiring cassette of `name` is still to
+        write: dropped once it has written them."""
+        for closing, (retiring_name, _) in self._retiring.items():
+            if retiring_name == name:
+                drop = asyncio.create_task(self._drop_after(closing, path, before))
+                self._late_drops.add(drop)
+                drop.add_done_callback(self._late_drops.discard)
+
+    async def _drop_after(self, closing: asyncio.Task[None], path: Path, before: float) -> None:
+        await asyncio.shield(closing)
+        try:
+            await asyncio.to_thread(drop_recordings, path, before)
+        except StoreError as exc:
+            self._log.error("cannot drop old recordings", cassette=str(path), error=str(exc))
 
     def summary(self) -> list[dict[str, object]]:
         return [
@@ -168,6 +194,5 @@ class NamedCassettes:
         for cassette in self._open.values():
             await cassette.close()
         self._open.clear()
-        # By now the server has ended every request: these close as soon as they are awaited.
-        if self._retiring:
-            await asyncio.gather(*self._retiring)
+        # By now the server has ended every request: these finish as soon as they are awaited.
+        await asyncio.gather(*self._retiring, *self._late_drops)

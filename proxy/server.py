@@ -42,7 +42,10 @@ async def start_proxy(
         app,
         # A client that goes away cancels its handler, which cancels the upstream request.
         handler_cancellation=True,
-        shutdown_timeout=config.server.shutdown_grace,
+        # aiohttp waits this long for in-flight handlers, cancels their request bodies (which a
+        # relay or a timed replay no longer reads), waits as long again, then cancels them: half
+        # the grace each, so a stream is cut once `shutdown_grace` has passed, not twice that.
+        shutdown_timeout=config.server.shutdown_grace / 2,
         access_log=None,
     )
     await runner.setup()

@@ -108,6 +108,15 @@ class CassetteStore:
         self._next_id += 1
         return allocated
 
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    def allocate_from(self, first: int) -> None:
+        """Hand out no id below `first`: another store of this file is still numbering exchanges
+        that arrived earlier."""
+        self._next_id = max(self._next_id, first)
+
     def submit(self, exchange: Exchange) -> None:
         self._queue.put_nowait(exchange)
 
