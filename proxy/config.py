@@ -115,8 +115,13 @@ def load_config(
     path: Path | None,
     environ: Mapping[str, str],
     flags: Mapping[str, Any],
+    flag_names: Mapping[str, str] | None = None,
 ) -> Config:
-    """Build the effective configuration; raises ConfigError with the offending key and source."""
+    """Build the effective configuration; raises ConfigError with the offending key and source.
+
+    `flag_names`: how the caller's users spell a flag, where it is not `--<name>` (the pytest
+    plugin's `--cassette-upstream`), so that an error names the option they gave.
+    """
     raw: dict[str, Any] = {}
     sources: dict[tuple[str, str], str] = {}
     if path is not None:
@@ -136,7 +141,7 @@ def load_config(
             continue
         section, key = OVERRIDABLE[name]
         raw.setdefault(section, {})[key] = value
-        sources[(section, key)] = f"--{name.replace('_', '-')}"
+        sources[(section, key)] = (flag_names or {}).get(name) or f"--{name.replace('_', '-')}"
     try:
         # strict=False lets environment strings such as "8081" become ints.
         config = msgspec.convert(raw, Config, strict=False)
@@ -155,6 +160,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raw = msgspec.toml.decode(data)
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "TOML files must be UTF-8"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a TOML table at the top level")
     return raw

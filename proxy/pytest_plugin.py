@@ -38,7 +38,7 @@ from proxy.pytest_session_url import PLACEHOLDER_KEY, SessionUrl, runs_tests, wa
 from proxy.pytest_shared import SharedCassettes
 
 if TYPE_CHECKING:
-    from proxy.config import Mode
+    from proxy.config import Config, Mode
     from proxy.named import NamedCassettes
     from proxy.server import RunningProxy
 
@@ -53,6 +53,9 @@ _STATE = pytest.StashKey["_PluginState"]()
 _SESSION_URL = pytest.StashKey[SessionUrl]()
 _USE = pytest.StashKey["Cassette"]()
 _TIMEOUT = 60.0
+_ENV_PREFIX = "CASSETTE_PROXY_"
+# The plugin's options for the settings `serve` takes as flags: what a config error names.
+_OPTION_NAMES = {"mode": "--cassette-mode", "upstream": "--cassette-upstream"}
 # The controller's start time, handed to xdist workers: rewrite drops what came before it.
 _SESSION_STARTED = "cassette_proxy_session_started"
 # What an xdist worker reports of the cassettes several tests share.
@@ -127,6 +130,10 @@ def pytest_configure(config: pytest.Config) -> None:
         session_started=_session_started(config),
     )
     config.stash[_STATE] = state
+    if state.upstream is not None or any(name.startswith(_ENV_PREFIX) for name in os.environ):
+        # Checked now, once: found by the first test, it would fail every test with a traceback.
+        with tempfile.TemporaryDirectory(prefix="cassette-proxy-") as scratch:
+            state.load_config(Path(scratch))
     if state.follows_active and runs_tests(config):
         # Listening from now on: a request between tests gets the proxy's explanation, not a
         # refused connection.
@@ -245,36 +252,41 @@ class _PluginState:
     def server_mode(self) -> Mode:
         return "record" if self.mode == "rewrite" else self.mode  # type: ignore[return-value]
 
-    def start(self) -> tuple[str, NamedCassettes]:
-        if self._running is not None and self._named is not None:
-            return self._running.url, self._named
+    def load_config(self, scratch: Path) -> Config:
+        """The proxy's configuration: the config file and CASSETTE_PROXY_* variables `serve`
+        reads, under the plugin's options; a mistake in them is a usage error of the run."""
         from proxy.config import ConfigError, load_config
-        from proxy.keys import NAMED
-        from proxy.logs import make_logger
-        from proxy.server import start_proxy
 
-        env = os.environ
-        config_path = env.get("CASSETTE_PROXY_CONFIG")
-        self._scratch = tempfile.TemporaryDirectory(prefix="cassette-proxy-")
-        # The server's own (unnamed) cassette is never used by the plugin: keep it out of the way.
-        default = Path(self._scratch.name) / "unnamed.db"
-        if self.server_mode == "replay":
-            default.touch()
+        config_path = os.environ.get("CASSETTE_PROXY_CONFIG")
         try:
-            config = load_config(
+            return load_config(
                 Path(config_path) if config_path else None,
-                env,
+                os.environ,
                 {
                     "mode": self.server_mode,
                     "upstream": self.upstream,
-                    "cassette": str(default),
+                    # The server's own (unnamed) cassette, which the plugin never uses.
+                    "cassette": str(scratch / "unnamed.db"),
                     "cassette_dir": str(self.directory),
                     "host": "127.0.0.1",
                     "port": 0,
                 },
+                flag_names=_OPTION_NAMES,
             )
         except ConfigError as exc:
             raise pytest.UsageError(f"cassette-proxy: config error: {exc}") from None
+
+    def start(self) -> tuple[str, NamedCassettes]:
+        if self._running is not None and self._named is not None:
+            return self._running.url, self._named
+        from proxy.keys import NAMED
+        from proxy.logs import make_logger
+        from proxy.server import start_proxy
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="cassette-proxy-")
+        config = self.load_config(Path(self._scratch.name))
+        if self.server_mode == "replay":
+            Path(config.server.cassette).touch()
         log = make_logger(config.logging.format, "error", sys.__stderr__)
         self._thread = _LoopThread()
         sock = self._session_url.socket if self._session_url is not None else None

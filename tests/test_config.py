@@ -52,6 +52,22 @@ def test_bad_file_names_key_and_file(tmp_path: Path, text: str, expected: str) -
     assert str(path) in str(caught.value)
 
 
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[server]\nmode = "r\u00e9cord"\n'.encode("latin-1"))
+    with pytest.raises(
+        ConfigError, match=r"latin1\.toml: not UTF-8 text \(byte 0xe9 at offset 18\)"
+    ):
+        load_config(path, {}, {})
+
+
+def test_a_flag_is_named_as_the_caller_spells_it() -> None:
+    with pytest.raises(ConfigError, match=r"^--cassette-upstream: bad value for `upstream\.url`"):
+        load_config(
+            None, {}, {"upstream": "ftp://x"}, flag_names={"upstream": "--cassette-upstream"}
+        )
+
+
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"CASSETTE_PROXY_PORT.*server\.port"):
         load_config(None, {"CASSETTE_PROXY_PORT": "eighty"}, {})

@@ -506,3 +506,22 @@ def test_a_usage_error_leaves_the_environment_as_it_was(
     result.stderr.fnmatch_lines(["*cassette_mode must be one of*not 'sideways'*"])
     assert os.environ["OPENAI_BASE_URL"] == "http://example.invalid/v1"
     assert "OPENAI_API_KEY" not in os.environ
+
+
+def test_a_config_mistake_is_one_usage_error_not_a_traceback_per_test(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (suite.path / "bad.toml").write_text("[server]\nprot = 1\n")
+    monkeypatch.setenv("CASSETTE_PROXY_CONFIG", str(suite.path / "bad.toml"))
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: cassette-proxy: config error: *unknown key `server.prot`*"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    monkeypatch.delenv("CASSETTE_PROXY_CONFIG")
+    result = suite.runpytest_subprocess("--cassette-upstream=ftp://x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*config error: --cassette-upstream: bad value for `upstream.url`*"]
+    )
