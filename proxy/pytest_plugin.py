@@ -364,7 +364,11 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     try:
         path = named.path_for(name)
     except BadCassetteName as exc:
-        pytest.fail(f"cassette-proxy: {exc}", pytrace=False)
+        problem = str(exc)  # failed outside the handler: pytest would print the chain too
+    else:
+        problem = ""
+    if problem:
+        pytest.fail(f"cassette-proxy: {problem}", pytrace=False)
     mode: Mode = state.server_mode
     if mode == "replay" and not path.exists():
         pytest.fail(
@@ -379,7 +383,9 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
         else:
             state.run(named.set_mode(name, mode, drop_before=drop_before))
     except StoreError as exc:
-        pytest.fail(f"cassette-proxy: cannot open cassette {path}: {exc}", pytrace=False)
+        problem = str(exc)
+    if problem:
+        pytest.fail(f"cassette-proxy: {problem}", pytrace=False)
     use = Cassette(name=name, path=path, mode=state.mode, base_url=f"{root}/_c/{name}/v1")
     item.stash[_USE] = use
     with pytest.MonkeyPatch.context() as patch:

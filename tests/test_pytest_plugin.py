@@ -525,3 +525,16 @@ def test_a_config_mistake_is_one_usage_error_not_a_traceback_per_test(
     result.stderr.fnmatch_lines(
         ["*config error: --cassette-upstream: bad value for `upstream.url`*"]
     )
+
+
+def test_a_cassette_that_cannot_be_opened_is_explained_once(suite: pytest.Pytester) -> None:
+    only(suite, test_lfs="import pytest\n\n@pytest.mark.cassette\ndef test_pointer():\n    pass\n")
+    pointer = suite.path / "cassettes" / "test_lfs" / "test_pointer.db"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 8192\n")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert output.count("not a usable cassette") == 1, output
+    assert "it is a Git LFS pointer: fetch the cassette with `git lfs pull`" in output
+    assert "During handling" not in output

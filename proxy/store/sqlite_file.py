@@ -60,8 +60,20 @@ def connect(path: Path) -> sqlite3.Connection:
         apply_migrations(db)
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise StoreError(f"{path}: not a usable cassette ({exc})") from None
+        raise StoreError(f"{path}: not a usable cassette ({exc}){_lfs_hint(path)}") from None
     return db
+
+
+def _lfs_hint(path: Path) -> str:
+    """What to do when the file is a Git LFS pointer, checked in without its content."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(64)
+    except OSError:
+        return ""
+    if start.startswith(b"version https://git-lfs"):
+        return "; it is a Git LFS pointer: fetch the cassette with `git lfs pull`"
+    return ""
 
 
 def read_contents(path: Path, *, load: bool, replay_only: bool = False) -> Contents:
