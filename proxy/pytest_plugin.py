@@ -52,6 +52,10 @@ _UNUSED_PROPERTY = "cassette_proxy_unused"
 _STATE = pytest.StashKey["_PluginState"]()
 _SESSION_URL = pytest.StashKey[SessionUrl]()
 _USE = pytest.StashKey["Cassette"]()
+# Misses and unused recordings when the cassette was released; misses seen by the call's report
+# and whether the call passed.
+_FINAL = pytest.StashKey[tuple[list[str], list[int]]]()
+_CALL_SEEN = pytest.StashKey[tuple[int, bool]]()
 _TIMEOUT = 60.0
 _ENV_PREFIX = "CASSETTE_PROXY_"
 # The plugin's options for the settings `serve` takes as flags: what a config error names.
@@ -395,8 +399,9 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
         try:
             yield use
         finally:
-            # Flushes this test's recordings to disk and frees the cassette.
-            state.run(named.deactivate(name) if state.follows_active else named.release(name))
+            # What the test and its fixtures' teardown did with the cassette, read as it is
+            # released (which flushes the test's recordings to disk); judged in the teardown report.
+            item.stash[_FINAL] = state.run(_outcome(named, name, release=True))
 
 
 @pytest.fixture(autouse=True)
@@ -406,13 +411,17 @@ def _cassette_marker(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("cassette")
 
 
-async def _outcome(named: NamedCassettes, name: str) -> tuple[list[str], list[int]]:
-    """The misses and unused recordings (ids) of a test's cassette, read on the proxy's loop."""
+async def _outcome(
+    named: NamedCassettes, name: str, *, release: bool = False
+) -> tuple[list[str], list[int]]:
+    """The misses and unused recordings (ids) of a test's cassette, read on the proxy's loop;
+    then, if `release`, the cassette is freed (one round trip for both)."""
     current = named.opened(name)
-    if current is None:
-        return [], []
-    unused = current.index.unused_ids() if current.mode != "record" else []
-    return list(current.stats.misses), unused
+    misses = list(current.stats.misses) if current is not None else []
+    unused = current.index.unused_ids() if current is not None and current.mode != "record" else []
+    if release:
+        await (named.deactivate(name) if named.active == name else named.release(name))
+    return misses, unused
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -420,13 +429,22 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
     outcome = yield
-    if call.when != "call" or _USE not in item.stash:
+    if _USE not in item.stash or call.when == "setup":
         return
-    state: _PluginState = item.config.stash[_STATE]
-    use = item.stash[_USE]
-    _, named = state.start()
-    misses, unused = state.run(_outcome(named, use.name))
     report: pytest.TestReport = outcome.get_result()
+    if call.when == "call":
+        _judge_call(item, call, report)
+    elif _FINAL in item.stash:
+        _judge_teardown(item, report)
+
+
+def _judge_call(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """A replay miss fails the test with the proxy's explanation, even if the client's error
+    was caught."""
+    state: _PluginState = item.config.stash[_STATE]
+    _, named = state.start()
+    misses, _ = state.run(_outcome(named, item.stash[_USE].name))
+    item.stash[_CALL_SEEN] = (len(misses), report.passed)
     if misses:
         raised = ""
         if call.excinfo is not None:
@@ -436,7 +454,22 @@ def pytest_runtest_makereport(
             raised = f"\n\n(the client raised {text})"
         report.outcome = "failed"
         report.longrepr = "\n".join(misses) + raised
+        item.stash[_CALL_SEEN] = (len(misses), False)
+
+
+def _judge_teardown(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Once the fixtures are torn down (their requests count too): misses they caused, and the
+    recordings the test left unused."""
+    state: _PluginState = item.config.stash[_STATE]
+    use = item.stash[_USE]
+    misses, unused = item.stash[_FINAL]
+    seen, call_passed = item.stash.get(_CALL_SEEN, (0, False))
+    if late := misses[seen:]:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(late) + "\n\n(sent while the test's fixtures were torn down)"
         return
+    if not call_passed:
+        return  # a test that did not get to the end leaves recordings unused for its own reasons
     if state.shared.is_shared(use.name):
         # Judged when the session ends: what this test left may be another test's.
         state.shared.ran(use.name, str(use.path), unused)

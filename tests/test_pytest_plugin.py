@@ -233,8 +233,51 @@ def test_unused_recordings_reported_and_strict_fails(
     )
 
     strict = suite.runpytest_subprocess("--cassette-strict")
-    strict.assert_outcomes(failed=1)
+    # Judged once the fixtures are torn down, since their requests count too: a teardown error.
+    strict.assert_outcomes(passed=1, errors=1)
     strict.stdout.fnmatch_lines(["*1 recording(s) in *test_models.db not used*--cassette-strict*"])
+
+
+TEARDOWN_CALL = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    @pytest.fixture
+    def model_checked_after():
+        yield
+        assert openai.OpenAI().models.retrieve(AFTER).id == AFTER
+
+    @pytest.mark.cassette
+    def test_models(model_checked_after):
+        assert openai.OpenAI().models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+    """
+)
+
+
+def test_requests_from_fixture_teardown_are_matched_and_counted(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    only(suite, test_td='AFTER = "gpt-4.1"\n' + TEARDOWN_CALL)
+    recorded = with_key(
+        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+    )
+    recorded.assert_outcomes(passed=1)
+    servers.run(upstream.stop())
+    # The teardown's request used the second recording: nothing is left unused.
+    suite.runpytest_subprocess("--cassette-strict").assert_outcomes(passed=1)
+    suite.makepyfile(test_td='AFTER = "gpt-5"\n' + TEARDOWN_CALL)
+    changed = suite.runpytest_subprocess()
+    changed.assert_outcomes(passed=1, errors=1)
+    changed.stdout.fnmatch_lines(
+        [
+            "*cassette-proxy replay miss*GET /v1/models/gpt-5*",
+            "*sent while the test's fixtures were torn down*",
+        ]
+    )
 
 
 SHARED = textwrap.dedent(
