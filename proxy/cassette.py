@@ -56,6 +56,8 @@ class Cassette:
         self._replay_loggers: dict[int, Logger] = {}
         self._replay_events = DeferredEvents() if log.is_enabled_for(logging.INFO) else None
         self._replay_bodies: dict[int, bytes] = {}
+        # The pytest test using the cassette now: its recordings are marked as its own.
+        self.recorder: str | None = None
         # Requests being served: a cassette taken out of use stays open until they are over.
         self._in_flight = 0
         self._all_settled: asyncio.Event | None = None

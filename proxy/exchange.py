@@ -57,6 +57,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     outcome: Outcome = Outcome.COMPLETE
     notes: list[str] = msgspec.field(default_factory=list)
     upstream_request_id: str | None = None
+    # The pytest test (node id) that made the recording, when the plugin recorded it.
+    recorded_by: str | None = None
     usage: Usage = msgspec.field(default_factory=Usage)
 
     @property

@@ -109,6 +109,7 @@ class ProxyHandler:
             request_headers=split.stored,
             request_body=body,
             match_key=key,
+            recorded_by=cassette.recorder,
             key_fingerprint=self._fingerprint(credential) if credential else None,
         )
         return await app[UPSTREAM].relay(

@@ -111,13 +111,20 @@ class NamedCassettes:
         return cassette
 
     async def set_mode(
-        self, name: str, mode: Mode, *, drop_before: float | None = None
+        self,
+        name: str,
+        mode: Mode,
+        *,
+        drop_before: float | None = None,
+        recorder: str | None = None,
     ) -> Cassette:
         """Switch a cassette's mode (reopened, so replay sees everything recorded so far).
 
         `drop_before` (a Unix time) deletes the recordings made before it first: the admin API's
         `fresh` passes now, pytest's rewrite the session's start, so that tests sharing a
-        cassette keep what the others re-recorded in the same session.
+        cassette keep what the others re-recorded in the same session. `recorder` (a pytest node
+        id) marks what the cassette records as that test's, and limits the drop to its own
+        recordings (and those nobody is known to have made).
         """
         path = self.path_for(name)
         async with self._locks.setdefault(name, asyncio.Lock()):
@@ -125,16 +132,23 @@ class NamedCassettes:
             if current is not None:
                 await self._retire(name, current)
             if drop_before is not None:
-                await asyncio.to_thread(drop_recordings, path, drop_before)
-                self._drop_again_when_retired(name, path, drop_before)
+                await asyncio.to_thread(drop_recordings, path, drop_before, recorder)
+                self._drop_again_when_retired(name, path, drop_before, recorder)
             self._modes[name] = mode
-        return await self.get(name)
+        cassette = await self.get(name)
+        cassette.recorder = recorder
+        return cassette
 
     async def activate(
-        self, name: str, mode: Mode, *, drop_before: float | None = None
+        self,
+        name: str,
+        mode: Mode,
+        *,
+        drop_before: float | None = None,
+        recorder: str | None = None,
     ) -> Cassette:
         """`set_mode`, then make `name` the cassette that unnamed API paths are served from."""
-        cassette = await self.set_mode(name, mode, drop_before=drop_before)
+        cassette = await self.set_mode(name, mode, drop_before=drop_before, recorder=recorder)
         self.active = name
         return cassette
 
@@ -168,19 +182,23 @@ class NamedCassettes:
         closing.add_done_callback(self._retiring.pop)
         await asyncio.shield(cassette.store.flush() if cassette.in_flight else closing)
 
-    def _drop_again_when_retired(self, name: str, path: Path, before: float) -> None:
+    def _drop_again_when_retired(
+        self, name: str, path: Path, before: float, recorder: str | None
+    ) -> None:
         """Recordings started before `before` that a retiring cassette of `name` is still to
         write: dropped once it has written them."""
         for closing, (retiring_name, _) in self._retiring.items():
             if retiring_name == name:
-                drop = asyncio.create_task(self._drop_after(closing, path, before))
+                drop = asyncio.create_task(self._drop_after(closing, path, before, recorder))
                 self._late_drops.add(drop)
                 drop.add_done_callback(self._late_drops.discard)
 
-    async def _drop_after(self, closing: asyncio.Task[None], path: Path, before: float) -> None:
+    async def _drop_after(
+        self, closing: asyncio.Task[None], path: Path, before: float, recorder: str | None
+    ) -> None:
         await asyncio.shield(closing)
         try:
-            await asyncio.to_thread(drop_recordings, path, before)
+            await asyncio.to_thread(drop_recordings, path, before, recorder)
         except StoreError as exc:
             self._log.error("cannot drop old recordings", cassette=str(path), error=str(exc))
 

@@ -54,7 +54,7 @@ _SESSION_URL = pytest.StashKey[SessionUrl]()
 _USE = pytest.StashKey["Cassette"]()
 # Misses and unused recordings when the cassette was released; misses seen by the call's report
 # and whether the call passed.
-_FINAL = pytest.StashKey[tuple[list[str], list[int]]]()
+_FINAL = pytest.StashKey[tuple[list[str], list[tuple[int, str | None]]]]()
 _CALL_SEEN = pytest.StashKey[tuple[int, bool]]()
 _TIMEOUT = 60.0
 _ENV_PREFIX = "CASSETTE_PROXY_"
@@ -237,19 +237,21 @@ class _PluginState:
         self._session_url = session_url
         self.session_started = session_started
         self.shared = SharedCassettes()
-        # Rewrite drops a cassette's old recordings once: tests sharing it keep each other's.
-        self._rewritten: set[str] = set()
+        # Rewrite drops each test's old recordings from a cassette once: tests sharing it keep
+        # each other's, including what they re-recorded earlier in the session.
+        self._rewritten: set[tuple[str, str]] = set()
 
     @property
     def follows_active(self) -> bool:
         """Whether the session URL is served: API paths outside /_c/ go to the running test."""
         return self._session_url is not None
 
-    def drop_before(self, name: str) -> float | None:
-        """Under rewrite, the first time `name` is used this session: when the session began."""
-        if self.mode != "rewrite" or name in self._rewritten:
+    def drop_before(self, name: str, test: str) -> float | None:
+        """Under rewrite, the first time `test` uses cassette `name` this session: when the
+        session began (its recordings from before then are dropped)."""
+        if self.mode != "rewrite" or (name, test) in self._rewritten:
             return None
-        self._rewritten.add(name)
+        self._rewritten.add((name, test))
         return self.session_started
 
     @property
@@ -380,12 +382,10 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             "--cassette-mode=record (or auto)",
             pytrace=False,
         )
-    drop_before = state.drop_before(name)
+    drop_before = state.drop_before(name, item.nodeid)
+    switch = named.activate if state.follows_active else named.set_mode
     try:
-        if state.follows_active:
-            state.run(named.activate(name, mode, drop_before=drop_before))
-        else:
-            state.run(named.set_mode(name, mode, drop_before=drop_before))
+        state.run(switch(name, mode, drop_before=drop_before, recorder=item.nodeid))
     except StoreError as exc:
         problem = str(exc)
     if problem:
@@ -413,12 +413,16 @@ def _cassette_marker(request: pytest.FixtureRequest) -> None:
 
 async def _outcome(
     named: NamedCassettes, name: str, *, release: bool = False
-) -> tuple[list[str], list[int]]:
-    """The misses and unused recordings (ids) of a test's cassette, read on the proxy's loop;
-    then, if `release`, the cassette is freed (one round trip for both)."""
+) -> tuple[list[str], list[tuple[int, str | None]]]:
+    """The misses and unused recordings (id, the test that made it) of a test's cassette, read
+    on the proxy's loop; then, if `release`, the cassette is freed (one round trip for both)."""
     current = named.opened(name)
     misses = list(current.stats.misses) if current is not None else []
-    unused = current.index.unused_ids() if current is not None and current.mode != "record" else []
+    unused = (
+        [(exchange.id, exchange.recorded_by) for exchange in current.index.unused()]
+        if current is not None and current.mode != "record"
+        else []
+    )
     if release:
         await (named.deactivate(name) if named.active == name else named.release(name))
     return misses, unused
@@ -472,8 +476,10 @@ def _judge_teardown(item: pytest.Item, report: pytest.TestReport) -> None:
         return  # a test that did not get to the end leaves recordings unused for its own reasons
     if state.shared.is_shared(use.name):
         # Judged when the session ends: what this test left may be another test's.
-        state.shared.ran(use.name, str(use.path), unused)
+        state.shared.ran(use.name, str(use.path), [recording for recording, _ in unused])
         return
+    # Recordings other tests made (sharing the cassette, but not run now) are theirs to use.
+    unused = [(recording, by) for recording, by in unused if by in (item.nodeid, None)]
     if unused:
         description = f"{len(unused)} recording(s) in {use.path} not used"
         report.user_properties.append((_UNUSED_PROPERTY, description))

@@ -46,11 +46,11 @@ class RecordingIndex:
             return Take(queue[-1], used_up=True, replayed=served, recorded=len(queue))
         return Take(None, used_up=True, replayed=served, recorded=len(queue))
 
-    def unused_ids(self) -> list[int]:
-        """The recordings never served, by id (the pytest plugin's unused report and
+    def unused(self) -> list[Exchange]:
+        """The recordings never served (the pytest plugin's unused report and
         `--cassette-strict`)."""
         return [
-            exchange.id
+            exchange
             for key, queue in self._by_key.items()
             for exchange in queue[self._served.get(key, 0) :]
         ]

@@ -336,6 +336,33 @@ def test_tests_sharing_a_cassette_keep_each_others_recordings(
     strict.stdout.no_fnmatch_line("*unused recordings*")
 
 
+def test_one_test_of_a_shared_cassette_run_alone_minds_only_its_own_recordings(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Chosen by node id (or file, as a CI shard does), a test is the only one to name the
+    cassette in the run: strict judges only its own recordings, and rewrite re-records only them."""
+    only(suite, test_shared="PAUSE = 0\n" + SHARED)
+    cassette = suite.path / "cassettes" / "shared" / "login.db"
+    record = ("--cassette-mode=record", f"--cassette-upstream={upstream.url}")
+    with_key(suite, monkeypatch, *record).assert_outcomes(passed=2)
+    alone = "test_shared.py::test_alice"
+    rewrite = ("--cassette-mode=rewrite", f"--cassette-upstream={upstream.url}")
+    with_key(suite, monkeypatch, *rewrite, alone).assert_outcomes(passed=1)
+    bodies = sorted(json.loads(b)["messages"][0]["content"] for b in _request_bodies(cassette))
+    assert bodies == ["login as alice", "login as bob"]  # bob's recording kept
+    with sqlite3.connect(cassette) as db:
+        assert sorted(db.execute("SELECT recorded_by FROM exchanges")) == [
+            ("test_shared.py::test_alice",),
+            ("test_shared.py::test_bob",),
+        ]
+    servers.run(upstream.stop())
+    suite.runpytest_subprocess("--cassette-strict", alone).assert_outcomes(passed=1)
+    suite.runpytest_subprocess("--cassette-strict").assert_outcomes(passed=2)
+
+
 def test_a_recording_no_test_sharing_the_cassette_used_fails_strict(
     suite: pytest.Pytester,
     upstream: FakeOpenAI,

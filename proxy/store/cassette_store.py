@@ -271,6 +271,7 @@ class CassetteStore:
             int(e.complete), e.outcome.value, self._json_text(e.notes), u.model,
             u.input_tokens, u.cached_tokens, u.output_tokens, u.reasoning_tokens,
             u.finish_reason, u.error_type, u.error_code, e.upstream_request_id, u.audio_seconds,
+            e.recorded_by,
         )  # fmt: skip
 
     def _json_text(self, value: list[Any]) -> str:

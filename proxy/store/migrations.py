@@ -57,6 +57,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         # Audio billed by duration (whisper-1 transcriptions report `usage.seconds`).
         "ALTER TABLE exchanges ADD COLUMN audio_seconds REAL;",
     ),
+    (
+        "0003_recorded_by",
+        # The pytest test (node id) that recorded the exchange: a rewrite or --cassette-strict
+        # of one test leaves alone the recordings of others sharing its cassette.
+        "ALTER TABLE exchanges ADD COLUMN recorded_by TEXT;",
+    ),
 )
 
 

@@ -30,7 +30,7 @@ EXCHANGE_COLUMNS = (
     " request_body, status, response_headers, response_body, content_encoding, stream, ttfb_ms,"
     " duration_ms, match_key, complete, outcome, notes, model, input_tokens, cached_tokens,"
     " output_tokens, reasoning_tokens, finish_reason, error_type, error_code, upstream_request_id,"
-    " audio_seconds"
+    " audio_seconds, recorded_by"
 )
 
 
@@ -99,16 +99,29 @@ def read_contents(path: Path, *, load: bool, replay_only: bool = False) -> Conte
         db.close()
 
 
-def drop_recordings(path: Path, before: float) -> int:
+def drop_recordings(path: Path, before: float, recorded_by: str | None = None) -> int:
     """Delete the exchanges (their events with them) that started before `before`, a Unix time;
     returns how many. Rows, not the file: another process may be recording into it right now
-    (pytest-xdist workers sharing a cassette), and a file removed under it loses its writes."""
+    (pytest-xdist workers sharing a cassette), and a file removed under it loses its writes.
+
+    With `recorded_by` (a pytest node id), only that test's recordings, and those no test is
+    known to have made (recorded before cassettes kept that), are deleted.
+    """
     if not os.path.lexists(path):
         return 0
     db = connect(path)
     try:
         with db:
-            dropped = db.execute("DELETE FROM exchanges WHERE started_at < ?", (before,)).rowcount
+            if recorded_by is None:
+                dropped = db.execute(
+                    "DELETE FROM exchanges WHERE started_at < ?", (before,)
+                ).rowcount
+            else:
+                dropped = db.execute(
+                    "DELETE FROM exchanges WHERE started_at < ?"
+                    " AND (recorded_by = ? OR recorded_by IS NULL)",
+                    (before, recorded_by),
+                ).rowcount
         if dropped:
             # A re-recorded cassette kept in git stays its own size. If another process has it
             # busy, the freed pages are reused instead.
@@ -202,7 +215,7 @@ def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
         id_, started_at, _ended, method, path, query, endpoint, req_headers, fp, req_body,
         status, resp_headers, resp_body, encoding, stream, ttfb, duration, match_key, _complete,
         outcome, notes, model, in_tok, cached, out_tok, reasoning, finish, err_type, err_code,
-        request_id, audio_seconds,
+        request_id, audio_seconds, recorded_by,
     ) = row  # fmt: skip
     return Exchange(
         id=id_,
@@ -226,6 +239,7 @@ def _row_to_exchange(row: Sequence[Any], events: list[SseEvent]) -> Exchange:
         outcome=Outcome(outcome),
         notes=_decode_json(_NOTES, notes),
         upstream_request_id=request_id,
+        recorded_by=recorded_by,
         usage=Usage(
             model=model,
             input_tokens=in_tok,
