@@ -44,13 +44,14 @@ async def run_child(
         )
         return 127
     loop = asyncio.get_running_loop()
-    # The child decides what an interrupt means; the proxy waits for it to finish.
-    loop.add_signal_handler(signal.SIGINT, _pass_interrupt, child)
-    loop.add_signal_handler(signal.SIGTERM, child.send_signal, signal.SIGTERM)
+    # The child decides what a signal means; the proxy waits for it to finish. Left to their
+    # default, SIGHUP or SIGQUIT would end `run` and orphan the child on a dead proxy port.
+    for sig in (*TERMINAL_SIGNALS, signal.SIGTERM):
+        loop.add_signal_handler(sig, _pass_on, child, sig)
     try:
         code = await child.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (*TERMINAL_SIGNALS, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         stats = proxy.runner.app[CASSETTE].stats
         await proxy.stop()
@@ -58,12 +59,15 @@ async def run_child(
     return code if code >= 0 else 128 - code
 
 
-def _pass_interrupt(child: asyncio.subprocess.Process) -> None:
-    """Hand a SIGINT on, unless the terminal sent it: Ctrl-C goes to the whole foreground process
-    group, the child included, and a second one would cut short what the child does on the first
-    (a Python child's clean-up gets a second KeyboardInterrupt)."""
-    if not _in_terminal_foreground():
-        child.send_signal(signal.SIGINT)
+def _pass_on(child: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    """Hand a signal on, unless a terminal may have sent it: Ctrl-C, Ctrl-\\ and a hang-up go to
+    the whole foreground process group, the child included, and a second one would cut short
+    what the child does on the first (a Python child's clean-up gets a second KeyboardInterrupt)."""
+    if sig not in TERMINAL_SIGNALS or not _in_terminal_foreground():
+        child.send_signal(sig)
+
+
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 
 
 def _in_terminal_foreground() -> bool:

@@ -20,6 +20,7 @@ import signal, sys, time
 seen = []
 signal.signal(signal.SIGINT, lambda *_: seen.append("INT"))
 signal.signal(signal.SIGTERM, lambda *_: seen.append("TERM"))
+signal.signal(signal.SIGHUP, lambda *_: seen.append("HUP"))
 open(sys.argv[1], "w").close()
 deadline = time.monotonic() + 2
 while time.monotonic() < deadline:
@@ -86,10 +87,12 @@ def test_signals_sent_to_run_alone_are_passed_on(tmp_path: Path) -> None:
     _wait_ready(tmp_path)
     process.send_signal(signal.SIGINT)  # as `kill -INT <pid>` or a supervisor sends it
     time.sleep(0.3)
+    process.send_signal(signal.SIGHUP)  # by default it would end `run`, orphaning the child
+    time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
-    assert out == "child saw INT,TERM\n", err
-    assert process.returncode == 2
+    assert out == "child saw INT,HUP,TERM\n", err
+    assert process.returncode == 3
     assert "cassette-proxy run:" in err  # the summary, after the child ended
 
 
