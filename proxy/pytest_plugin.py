@@ -58,6 +58,8 @@ _FINAL = pytest.StashKey[tuple[list[str], list[tuple[int, str | None]]]]()
 _CALL_SEEN = pytest.StashKey[tuple[int, bool]]()
 _TIMEOUT = 60.0
 _ENV_PREFIX = "CASSETTE_PROXY_"
+# Seconds the session's end waits for streams still running (see `_PluginState.start`).
+_END_OF_SESSION_GRACE = 3.0
 # The plugin's options for the settings `serve` takes as flags: what a config error names.
 _OPTION_NAMES = {"mode": "--cassette-mode", "upstream": "--cassette-upstream"}
 # The controller's start time, handed to xdist workers: rewrite drops what came before it.
@@ -285,12 +287,20 @@ class _PluginState:
     def start(self) -> tuple[str, NamedCassettes]:
         if self._running is not None and self._named is not None:
             return self._running.url, self._named
+        import msgspec
+
         from proxy.keys import NAMED
         from proxy.logs import make_logger
         from proxy.server import start_proxy
 
         self._scratch = tempfile.TemporaryDirectory(prefix="cassette-proxy-")
         config = self.load_config(Path(self._scratch.name))
+        # Streams still running when the session ends were left by tests that are over: they
+        # get a short grace, not the server's, which would hold up the end of the run.
+        grace = min(config.server.shutdown_grace, _END_OF_SESSION_GRACE)
+        config = msgspec.structs.replace(
+            config, server=msgspec.structs.replace(config.server, shutdown_grace=grace)
+        )
         if self.server_mode == "replay":
             Path(config.server.cassette).touch()
         log = make_logger(config.logging.format, "error", sys.__stderr__)

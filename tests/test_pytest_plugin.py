@@ -10,6 +10,7 @@ import importlib.util
 import json
 import sqlite3
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -608,3 +609,37 @@ def test_a_cassette_that_cannot_be_opened_is_explained_once(suite: pytest.Pytest
     assert output.count("not a usable cassette") == 1, output
     assert "it is a Git LFS pointer: fetch the cassette with `git lfs pull`" in output
     assert "During handling" not in output
+
+
+LEFT_STREAMING = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    @pytest.mark.cassette
+    def test_reads_the_first_event_only():
+        stream = openai.OpenAI(max_retries=0).chat.completions.create(
+            model="slow-stream", messages=[{"role": "user", "content": "left"}],
+            stream=True, max_completion_tokens=200,
+        )
+        assert next(iter(stream)).choices[0].delta.content == "tick0 "
+        pytest.left_open = stream  # neither read to its end nor closed
+    """
+)
+
+
+def test_a_stream_a_test_left_running_holds_up_the_session_end_only_briefly(
+    suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    only(suite, test_left=LEFT_STREAMING)
+    began = time.monotonic()
+    result = with_key(
+        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+    )
+    took = time.monotonic() - began
+    result.assert_outcomes(passed=1)
+    # The upstream streams for 40 s; the server's default grace alone is 30 s.
+    assert took < 20, f"the session took {took:.1f}s to end"
+    cassette = suite.path / "cassettes" / "test_left" / "test_reads_the_first_event_only.db"
+    with sqlite3.connect(cassette) as db:
+        assert list(db.execute("SELECT complete, outcome FROM exchanges")) == [(0, "shutdown")]
