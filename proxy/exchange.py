@@ -65,6 +65,15 @@ class Exchange(msgspec.Struct, kw_only=True):
     def complete(self) -> bool:
         return self.outcome is Outcome.COMPLETE
 
+    @property
+    def replayable(self) -> bool:
+        """Complete, or an event stream its client left partway: replayed, it gives the client
+        the events it had when it left (a test that reads only the first few, then closes). A
+        body cut short any other way is not what any client asked for."""
+        return self.complete or (
+            self.outcome is Outcome.CLIENT_DISCONNECTED and self.stream and self.status != 0
+        )
+
     def body_bytes(self) -> bytes:
         """The identity-encoded response body, streams included."""
         if self.stream:

@@ -25,10 +25,10 @@ class RecordingIndex:
         self._repeat_last = repeat_last
 
     def add(self, exchange: Exchange, key: str, *, consumed: bool = False) -> None:
-        """Index a complete recording under `key` (its match key under the rules in force now);
-        `consumed` marks one just made for the live request."""
-        if not exchange.complete:
-            return  # a partial exchange cannot reproduce what the client saw
+        """Index a replayable recording under `key` (its match key under the rules in force
+        now); `consumed` marks one just made for the live request."""
+        if not exchange.replayable:
+            return
         queue = self._by_key.setdefault(key, [])
         queue.append(exchange)
         if consumed:

@@ -273,6 +273,13 @@ def test_sync_client_leaving_mid_stream_cancels_upstream_and_is_stored_incomplet
     check_disconnect_recorded(upstream, "leave early", cassette)
     recorder.stop()
     check_disconnect_stored(cassette)
+    # Replayed, the test that left after the first event gets what it had.
+    replayer = proxies.start("replay", closed_port_url(), cassette)
+    with (
+        sync_client(replayer.base_url, api_key, max_retries=0) as client,
+        client.chat.completions.create(**slow_request("leave early", 25)) as stream,
+    ):
+        assert next(iter(stream)).choices[0].delta.content == "tick0 "
 
 
 async def test_async_client_leaving_mid_stream_cancels_upstream_and_is_stored_incomplete(

@@ -53,7 +53,18 @@ def test_unused_counts_keys_separately_and_auto_recordings_as_served() -> None:
 
 def test_incomplete_recordings_are_not_indexed() -> None:
     index = RecordingIndex(repeat_last=True)
-    partial = stored_exchange("/v1/x", b"{}", exchange_id=1)
-    partial.outcome = Outcome.CLIENT_DISCONNECTED
-    index.add(partial, "k")
+    for outcome in Outcome:
+        if outcome is not Outcome.COMPLETE:
+            partial = stored_exchange("/v1/x", b"{}", exchange_id=1)
+            partial.outcome = outcome
+            index.add(partial, "k")
     assert (unused_ids(index), len(index), index.take("k").exchange) == ([], 0, None)
+
+
+def test_a_stream_its_client_left_is_indexed() -> None:
+    """Replayed, it gives the client the events it had when it left."""
+    index = RecordingIndex(repeat_last=True)
+    left = stored_exchange("/v1/x", b"{}", exchange_id=1)
+    left.outcome, left.stream = Outcome.CLIENT_DISCONNECTED, True
+    index.add(left, "k")
+    assert index.take("k").exchange is left
