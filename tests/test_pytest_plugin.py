@@ -606,9 +606,11 @@ def test_a_cassette_that_cannot_be_opened_is_explained_once(suite: pytest.Pytest
     result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
-    assert output.count("not a usable cassette") == 1, output
     assert "it is a Git LFS pointer: fetch the cassette with `git lfs pull`" in output
+    # Once in the error (the short summary repeats it), never chained, never with the path twice.
     assert "During handling" not in output
+    assert output.split("short test summary")[0].count("not a usable cassette") == 1, output
+    assert not [line for line in output.splitlines() if line.count("test_pointer.db") > 1]
 
 
 LEFT_STREAMING = textwrap.dedent(
