@@ -135,7 +135,9 @@ class Cassette:
         self.exchange_count += 1
         self.stats.recorded += 1
         self.store.submit(exchange)
-        if self.mode == "auto":
+        if self.mode == "auto" and exchange.complete:
+            # Not a stream its client left partway: a later identical request that reads on
+            # should be forwarded, not handed the part (as repeat-last would).
             self.index.add(exchange, exchange.match_key, consumed=True)
 
     @staticmethod

@@ -474,10 +474,12 @@ def _judge_call(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.T
 def _judge_teardown(item: pytest.Item, report: pytest.TestReport) -> None:
     """Once the fixtures are torn down (their requests count too): misses they caused, and the
     recordings the test left unused."""
+    if _CALL_SEEN not in item.stash:
+        return  # set-up failed or skipped the test: that report says what went wrong
     state: _PluginState = item.config.stash[_STATE]
     use = item.stash[_USE]
     misses, unused = item.stash[_FINAL]
-    seen, call_passed = item.stash.get(_CALL_SEEN, (0, False))
+    seen, call_passed = item.stash[_CALL_SEEN]
     if late := misses[seen:]:
         report.outcome = "failed"
         report.longrepr = "\n".join(late) + "\n\n(sent while the test's fixtures were torn down)"

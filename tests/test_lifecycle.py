@@ -282,6 +282,27 @@ def test_sync_client_leaving_mid_stream_cancels_upstream_and_is_stored_incomplet
         assert next(iter(stream)).choices[0].delta.content == "tick0 "
 
 
+def test_in_auto_a_stream_left_partway_is_not_what_the_next_identical_request_gets(
+    upstream: FakeOpenAI, proxies: ProxyFactory, cassette: Path, api_key: str
+) -> None:
+    """The part is replayable later, but a request reading on in the same run is forwarded."""
+    recorder = proxies.start("auto", upstream.url, cassette)
+    request = slow_request("peek, then read", 5)
+    with sync_client(recorder.base_url, api_key, max_retries=0) as client:
+        with client.chat.completions.create(**request) as stream:
+            assert next(iter(stream)).choices[0].delta.content == "tick0 "
+        check_disconnect_recorded(upstream, "peek, then read", cassette)
+        with client.chat.completions.create(**request) as stream:
+            assert "".join(c.choices[0].delta.content or "" for c in stream).split() == [
+                f"tick{i}" for i in range(5)
+            ]
+    recorder.stop()
+    assert query(cassette, "SELECT outcome FROM exchanges ORDER BY id") == [
+        ("client_disconnected",),
+        ("complete",),
+    ]
+
+
 async def test_async_client_leaving_mid_stream_cancels_upstream_and_is_stored_incomplete(
     upstream: FakeOpenAI, proxies: ProxyFactory, cassette: Path, api_key: str
 ) -> None:

@@ -645,3 +645,39 @@ def test_a_stream_a_test_left_running_holds_up_the_session_end_only_briefly(
     cassette = suite.path / "cassettes" / "test_left" / "test_reads_the_first_event_only.db"
     with sqlite3.connect(cassette) as db:
         assert list(db.execute("SELECT complete, outcome FROM exchanges")) == [(0, "shutdown")]
+
+
+SETUP_CALL = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    @pytest.fixture
+    def warmed(cassette):
+        openai.OpenAI(base_url=cassette.base_url, max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": WARM_UP}]
+        )
+
+    def test_uses_warm(warmed):
+        pass
+    """
+)
+
+
+def test_a_miss_in_a_fixtures_set_up_is_one_error(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    only(suite, test_setup='WARM_UP = "warm up"\n' + SETUP_CALL)
+    recorded = with_key(
+        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
+    )
+    recorded.assert_outcomes(passed=1)
+    servers.run(upstream.stop())
+    suite.makepyfile(test_setup='WARM_UP = "warm up again"\n' + SETUP_CALL)
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(errors=1)  # at set-up only, not again at teardown
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_uses_warm*", "*replay miss*"])
+    result.stdout.no_fnmatch_line("*sent while the test's fixtures were torn down*")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from proxy.store import CassetteStore
 from proxy.store.migrations import MIGRATIONS
@@ -68,3 +70,33 @@ def test_audio_seconds_are_stored_and_read_back(tmp_path: Path) -> None:
     asyncio.run(write())
     [stored] = read_contents(path, load=True).exchanges
     assert stored.usage.audio_seconds == 3.5
+
+
+def _read_in_another_process(path: str, start: Any, results: Any) -> None:
+    from proxy.store.sqlite_file import StoreError
+
+    start.wait()
+    try:
+        results.put(read_contents(Path(path), load=True, replay_only=True).count)
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_two_processes_migrating_one_cassette_at_once_both_open_it(tmp_path: Path) -> None:
+    """pytest-xdist workers replaying a shared cassette of an older schema open it together."""
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(6):
+        path = tmp_path / f"old{attempt}.db"
+        _cassette_of_the_first_schema(path)
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # as the older version left its cassettes
+        start, results = context.Barrier(2), context.Queue()
+        readers = [
+            context.Process(target=_read_in_another_process, args=(str(path), start, results))
+            for _ in range(2)
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(60)
+        assert [results.get(timeout=10) for _ in readers] == [1, 1]

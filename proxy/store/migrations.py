@@ -71,15 +71,26 @@ def apply_migrations(db: sqlite3.Connection) -> list[str]:
     db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
     applied: list[str] = []
     for name, script in MIGRATIONS:
-        if name in done:
+        if name in _applied(db):
             continue
-        db.executescript(
-            f"BEGIN;\n{script}\n"
-            f"INSERT INTO _migrations (name, applied_at) VALUES ('{name}', {time.time()});\n"
-            "COMMIT;"
-        )
+        try:
+            db.executescript(
+                f"BEGIN;\n{script}\n"
+                f"INSERT INTO _migrations (name, applied_at) VALUES ('{name}', {time.time()});\n"
+                "COMMIT;"
+            )
+        except sqlite3.OperationalError:
+            db.rollback()
+            # Another process opening the same cassette (pytest-xdist workers sharing one) may
+            # have applied it since we looked: then its column or table is there already.
+            if name not in _applied(db):
+                raise
+            continue
         applied.append(name)
     return applied
+
+
+def _applied(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM _migrations")}
