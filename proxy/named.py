@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from proxy.cassette import Cassette
@@ -19,6 +20,8 @@ from proxy.store import StoreError
 from proxy.store.sqlite_file import drop_recordings
 
 NAMED_PREFIX = "/_c/"
+# Whether a recording's maker (a pytest node id, or None) is one whose recordings a drop takes.
+Owned = Callable[[str | None], bool]
 # The first segment of an API path: what follows the cassette name.
 API_ROOTS = ("/v1/", "/openai/")
 _PATHS_KEPT = 10_000
@@ -117,14 +120,15 @@ class NamedCassettes:
         *,
         drop_before: float | None = None,
         recorder: str | None = None,
+        owned: Owned | None = None,
     ) -> Cassette:
         """Switch a cassette's mode (reopened, so replay sees everything recorded so far).
 
         `drop_before` (a Unix time) deletes the recordings made before it first: the admin API's
         `fresh` passes now, pytest's rewrite the session's start, so that tests sharing a
         cassette keep what the others re-recorded in the same session. `recorder` (a pytest node
-        id) marks what the cassette records as that test's, and limits the drop to its own
-        recordings (and those nobody is known to have made).
+        id) marks what the cassette records as that test's; `owned` limits the drop to the
+        recordings whose maker it accepts (see `drop_recordings`).
         """
         path = self.path_for(name)
         async with self._locks.setdefault(name, asyncio.Lock()):
@@ -132,8 +136,8 @@ class NamedCassettes:
             if current is not None:
                 await self._retire(name, current)
             if drop_before is not None:
-                await asyncio.to_thread(drop_recordings, path, drop_before, recorder)
-                self._drop_again_when_retired(name, path, drop_before, recorder)
+                await asyncio.to_thread(drop_recordings, path, drop_before, owned)
+                self._drop_again_when_retired(name, path, drop_before, owned)
             self._modes[name] = mode
         cassette = await self.get(name)
         cassette.recorder = recorder
@@ -146,9 +150,12 @@ class NamedCassettes:
         *,
         drop_before: float | None = None,
         recorder: str | None = None,
+        owned: Owned | None = None,
     ) -> Cassette:
         """`set_mode`, then make `name` the cassette that unnamed API paths are served from."""
-        cassette = await self.set_mode(name, mode, drop_before=drop_before, recorder=recorder)
+        cassette = await self.set_mode(
+            name, mode, drop_before=drop_before, recorder=recorder, owned=owned
+        )
         self.active = name
         return cassette
 
@@ -183,22 +190,22 @@ class NamedCassettes:
         await asyncio.shield(cassette.store.flush() if cassette.in_flight else closing)
 
     def _drop_again_when_retired(
-        self, name: str, path: Path, before: float, recorder: str | None
+        self, name: str, path: Path, before: float, owned: Owned | None
     ) -> None:
         """Recordings started before `before` that a retiring cassette of `name` is still to
         write: dropped once it has written them."""
         for closing, (retiring_name, _) in self._retiring.items():
             if retiring_name == name:
-                drop = asyncio.create_task(self._drop_after(closing, path, before, recorder))
+                drop = asyncio.create_task(self._drop_after(closing, path, before, owned))
                 self._late_drops.add(drop)
                 drop.add_done_callback(self._late_drops.discard)
 
     async def _drop_after(
-        self, closing: asyncio.Task[None], path: Path, before: float, recorder: str | None
+        self, closing: asyncio.Task[None], path: Path, before: float, owned: Owned | None
     ) -> None:
         await asyncio.shield(closing)
         try:
-            await asyncio.to_thread(drop_recordings, path, before, recorder)
+            await asyncio.to_thread(drop_recordings, path, before, owned)
         except StoreError as exc:
             self._log.error("cannot drop old recordings", cassette=str(path), error=str(exc))
 

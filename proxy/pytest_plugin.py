@@ -20,6 +20,7 @@ listed in the terminal summary, and fail the test under `--cassette-strict`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -242,6 +243,11 @@ class _PluginState:
         # Rewrite drops each test's old recordings from a cassette once: tests sharing it keep
         # each other's, including what they re-recorded earlier in the session.
         self._rewritten: set[tuple[str, str]] = set()
+        # The tests collected (before -k or -m deselect any), and the test files collected
+        # whole: a recording made by a test of such a file that was not collected is by a test
+        # that is gone (renamed, removed), and belongs to whichever test uses the cassette now.
+        self._collected: frozenset[str] = frozenset()
+        self._whole_files: frozenset[str] = frozenset()
 
     @property
     def follows_active(self) -> bool:
@@ -255,6 +261,23 @@ class _PluginState:
             return None
         self._rewritten.add((name, test))
         return self.session_started
+
+    def collected(self, items: list[pytest.Item], partly_selected: set[str]) -> None:
+        self._collected = frozenset(item.nodeid for item in items)
+        files = {nodeid.partition("::")[0] for nodeid in self._collected}
+        self._whole_files = frozenset(files - partly_selected)
+
+    def owned_by(self, test: str) -> Callable[[str | None], bool]:
+        """Whether a recording, by its maker, is `test`'s to re-record and answer for: its own,
+        one no test is known to have made, or one a test that is gone made."""
+        collected, whole_files = self._collected, self._whole_files
+
+        def owned(maker: str | None) -> bool:
+            if maker is None or maker == test:
+                return True
+            return maker not in collected and maker.partition("::")[0] in whole_files
+
+        return owned
 
     @property
     def server_mode(self) -> Mode:
@@ -395,7 +418,15 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     drop_before = state.drop_before(name, item.nodeid)
     switch = named.activate if state.follows_active else named.set_mode
     try:
-        state.run(switch(name, mode, drop_before=drop_before, recorder=item.nodeid))
+        state.run(
+            switch(
+                name,
+                mode,
+                drop_before=drop_before,
+                recorder=item.nodeid,
+                owned=state.owned_by(item.nodeid),
+            )
+        )
     except StoreError as exc:
         problem = str(exc)
     if problem:
@@ -491,7 +522,8 @@ def _judge_teardown(item: pytest.Item, report: pytest.TestReport) -> None:
         state.shared.ran(use.name, str(use.path), [recording for recording, _ in unused])
         return
     # Recordings other tests made (sharing the cassette, but not run now) are theirs to use.
-    unused = [(recording, by) for recording, by in unused if by in (item.nodeid, None)]
+    owned = state.owned_by(item.nodeid)
+    unused = [(recording, by) for recording, by in unused if owned(by)]
     if unused:
         description = f"{len(unused)} recording(s) in {use.path} not used"
         report.user_properties.append((_UNUSED_PROPERTY, description))
@@ -510,12 +542,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     not judged by the tests that ran."""
     state = config.stash.get(_STATE, None)
     if state is not None:
+        state.collected(items, _partly_selected_files(config))
         state.shared.collected(
             _cassette_name(item)
             for item in items
             if item.get_closest_marker("cassette") is not None
             or "cassette" in getattr(item, "fixturenames", ())
         )
+
+
+def _partly_selected_files(config: pytest.Config) -> set[str]:
+    """Test files (as in node ids) that the command line selects only some tests of
+    (`tests/test_a.py::test_one`): their other tests were not collected, yet are not gone."""
+    files = set()
+    for arg in config.args:
+        path, selects_part, _ = arg.partition("::")
+        if selects_part:
+            with contextlib.suppress(ValueError):
+                full = (config.invocation_params.dir / path).resolve()
+                files.add(full.relative_to(config.rootpath).as_posix())
+    return files
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -681,3 +681,36 @@ def test_a_miss_in_a_fixtures_set_up_is_one_error(
     result.assert_outcomes(errors=1)  # at set-up only, not again at teardown
     result.stdout.fnmatch_lines(["*ERROR at setup of test_uses_warm*", "*replay miss*"])
     result.stdout.no_fnmatch_line("*sent while the test's fixtures were torn down*")
+
+
+RENAMED = textwrap.dedent(
+    """
+    import openai
+    import pytest
+
+    @pytest.mark.cassette("named/login")
+    def test_NAME():
+        assert openai.OpenAI().models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+    """
+)
+
+
+def test_a_renamed_test_takes_over_what_its_old_name_recorded(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its old recordings go on rewrite and count as its own under strict: no test is left to
+    own them, and replayed first they would hide what the test re-recorded."""
+    only(suite, test_renamed=RENAMED.replace("NAME", "login"))
+    upstream_url = f"--cassette-upstream={upstream.url}"
+    with_key(suite, monkeypatch, "--cassette-mode=record", upstream_url).assert_outcomes(passed=1)
+    suite.makepyfile(test_renamed=RENAMED.replace("NAME", "sign_in"))
+    with_key(suite, monkeypatch, "--cassette-mode=rewrite", upstream_url).assert_outcomes(passed=1)
+    with sqlite3.connect(suite.path / "cassettes" / "named" / "login.db") as db:
+        assert list(db.execute("SELECT recorded_by FROM exchanges")) == [
+            ("test_renamed.py::test_sign_in",)
+        ]
+    servers.run(upstream.stop())
+    suite.runpytest_subprocess("--cassette-strict").assert_outcomes(passed=1)

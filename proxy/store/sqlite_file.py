@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, TypeVar
@@ -99,29 +99,37 @@ def read_contents(path: Path, *, load: bool, replay_only: bool = False) -> Conte
         db.close()
 
 
-def drop_recordings(path: Path, before: float, recorded_by: str | None = None) -> int:
+def drop_recordings(
+    path: Path, before: float, owned: Callable[[str | None], bool] | None = None
+) -> int:
     """Delete the exchanges (their events with them) that started before `before`, a Unix time;
     returns how many. Rows, not the file: another process may be recording into it right now
     (pytest-xdist workers sharing a cassette), and a file removed under it loses its writes.
 
-    With `recorded_by` (a pytest node id), only that test's recordings, and those no test is
-    known to have made (recorded before cassettes kept that), are deleted.
+    With `owned`, only the recordings whose `recorded_by` (a pytest node id, or None) it accepts
+    are deleted: a test re-recording its part of a cassette it shares with others.
     """
     if not os.path.lexists(path):
         return 0
     db = connect(path)
     try:
         with db:
-            if recorded_by is None:
+            if owned is None:
                 dropped = db.execute(
                     "DELETE FROM exchanges WHERE started_at < ?", (before,)
                 ).rowcount
             else:
-                dropped = db.execute(
-                    "DELETE FROM exchanges WHERE started_at < ?"
-                    " AND (recorded_by = ? OR recorded_by IS NULL)",
-                    (before, recorded_by),
-                ).rowcount
+                makers = db.execute(
+                    "SELECT DISTINCT recorded_by FROM exchanges WHERE started_at < ?", (before,)
+                ).fetchall()
+                dropped = sum(
+                    db.execute(
+                        "DELETE FROM exchanges WHERE started_at < ? AND recorded_by IS ?",
+                        (before, maker),
+                    ).rowcount
+                    for (maker,) in makers
+                    if owned(maker)
+                )
         if dropped:
             # A re-recorded cassette kept in git stays its own size. If another process has it
             # busy, the freed pages are reused instead.
