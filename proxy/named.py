@@ -57,7 +57,7 @@ class NamedCassettes:
         # asks for each test's cassette several times.
         self._paths: dict[str, Path] = {}
         # The pytest plugin's session URL: API paths outside /_c/ are served from the cassette
-        # of the test now running (see `activate`), and refused between tests.
+        # of the test now running (see `set_mode(active=True)`), and refused between tests.
         self.active: str | None = None
         # Cassettes taken out of use, closing once the requests still using them are over: the
         # task that closes each, and the cassette's name.
@@ -121,6 +121,7 @@ class NamedCassettes:
         drop_before: float | None = None,
         recorder: str | None = None,
         owned: Owned | None = None,
+        active: bool = False,
     ) -> Cassette:
         """Switch a cassette's mode (reopened, so replay sees everything recorded so far).
 
@@ -128,7 +129,8 @@ class NamedCassettes:
         `fresh` passes now, pytest's rewrite the session's start, so that tests sharing a
         cassette keep what the others re-recorded in the same session. `recorder` (a pytest node
         id) marks what the cassette records as that test's; `owned` limits the drop to the
-        recordings whose maker it accepts (see `drop_recordings`).
+        recordings whose maker it accepts (see `drop_recordings`). `active`: unnamed API paths
+        are served from this cassette from now on (the pytest plugin's session URL).
         """
         path = self.path_for(name)
         async with self._locks.setdefault(name, asyncio.Lock()):
@@ -141,22 +143,8 @@ class NamedCassettes:
             self._modes[name] = mode
         cassette = await self.get(name)
         cassette.recorder = recorder
-        return cassette
-
-    async def activate(
-        self,
-        name: str,
-        mode: Mode,
-        *,
-        drop_before: float | None = None,
-        recorder: str | None = None,
-        owned: Owned | None = None,
-    ) -> Cassette:
-        """`set_mode`, then make `name` the cassette that unnamed API paths are served from."""
-        cassette = await self.set_mode(
-            name, mode, drop_before=drop_before, recorder=recorder, owned=owned
-        )
-        self.active = name
+        if active:
+            self.active = name
         return cassette
 
     async def deactivate(self, name: str) -> None:

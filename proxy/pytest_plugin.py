@@ -416,15 +416,15 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             pytrace=False,
         )
     drop_before = state.drop_before(name, item.nodeid)
-    switch = named.activate if state.follows_active else named.set_mode
     try:
         state.run(
-            switch(
+            named.set_mode(
                 name,
                 mode,
                 drop_before=drop_before,
                 recorder=item.nodeid,
                 owned=state.owned_by(item.nodeid),
+                active=state.follows_active,
             )
         )
     except StoreError as exc:

@@ -87,6 +87,29 @@ async def switch(session: aiohttp.ClientSession, proxy: RunningProxy, **change: 
         assert response.status == 200, await response.text()
 
 
+async def stream_across_a_switch(
+    held: tuple[HeldStream, str], start: StartProxy, streamed: str, after: str, **change: object
+) -> None:
+    """Model `streamed` streams through cassette t while it is switched (`change`), then model
+    `after` is sent, then the stream ends; the proxy is stopped."""
+    upstream, url = held
+    proxy = await start(url)
+    async with aiohttp.ClientSession() as session:
+        stream = await session.post(
+            f"{proxy.url}/_c/t/v1/chat/completions", json={"model": streamed, "stream": True}
+        )
+        await stream.content.readline()
+        await switch(session, proxy, **change)
+        async with session.post(
+            f"{proxy.url}/_c/t/v1/chat/completions", json={"model": after}
+        ) as response:
+            await response.read()
+        upstream.finish.set()
+        await stream.read()
+        stream.close()
+    await proxy.stop()
+
+
 async def test_a_request_whose_body_is_still_arriving_at_a_switch_is_stored(
     held: tuple[HeldStream, str], start: StartProxy, tmp_path: Path
 ) -> None:
@@ -113,22 +136,7 @@ async def test_a_request_whose_body_is_still_arriving_at_a_switch_is_stored(
 async def test_fresh_drops_an_exchange_that_started_before_it_and_ended_after(
     held: tuple[HeldStream, str], start: StartProxy, tmp_path: Path
 ) -> None:
-    upstream, url = held
-    proxy = await start(url)
-    async with aiohttp.ClientSession() as session:
-        old = await session.post(
-            f"{proxy.url}/_c/t/v1/chat/completions", json={"model": "old", "stream": True}
-        )
-        await old.content.readline()
-        await switch(session, proxy, mode="record", fresh=True)
-        async with session.post(
-            f"{proxy.url}/_c/t/v1/chat/completions", json={"model": "new"}
-        ) as response:
-            await response.read()
-        upstream.finish.set()
-        await old.read()
-        old.close()
-    await proxy.stop()
+    await stream_across_a_switch(held, start, "old", "new", mode="record", fresh=True)
     assert [model for _, model in models(tmp_path / "named" / "t.db")] == ["new"]
 
 
@@ -137,22 +145,7 @@ async def test_requests_sent_first_keep_the_lower_ids_across_a_switch(
 ) -> None:
     """Identical requests replay in the order they were sent: the one still streaming when the
     cassette was switched keeps an id below the one sent after."""
-    upstream, url = held
-    proxy = await start(url)
-    async with aiohttp.ClientSession() as session:
-        first = await session.post(
-            f"{proxy.url}/_c/t/v1/chat/completions", json={"model": "first", "stream": True}
-        )
-        await first.content.readline()
-        await switch(session, proxy, mode="record")
-        async with session.post(
-            f"{proxy.url}/_c/t/v1/chat/completions", json={"model": "second"}
-        ) as response:
-            await response.read()
-        upstream.finish.set()
-        await first.read()
-        first.close()
-    await proxy.stop()
+    await stream_across_a_switch(held, start, "first", "second", mode="record")
     assert [model for _, model in models(tmp_path / "named" / "t.db")] == ["first", "second"]
 
 

@@ -124,15 +124,21 @@ def with_key(
         return suite.runpytest_subprocess(*args)
 
 
-def record(suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = with_key(
-        suite,
-        monkeypatch,
-        "--cassette-mode=record",
-        f"--cassette-upstream={upstream.url}",
-        "-p",
-        "no:cacheprovider",
+def run_against(
+    upstream: FakeOpenAI,
+    suite: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    *args: str,
+) -> pytest.RunResult:
+    """Run the suite in `mode` (record, rewrite…) against the fake upstream, with a key."""
+    return with_key(
+        suite, monkeypatch, f"--cassette-mode={mode}", f"--cassette-upstream={upstream.url}", *args
     )
+
+
+def record(suite: pytest.Pytester, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_against(upstream, suite, monkeypatch, "record", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
 
 
@@ -263,9 +269,7 @@ def test_requests_from_fixture_teardown_are_matched_and_counted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     only(suite, test_td='AFTER = "gpt-4.1"\n' + TEARDOWN_CALL)
-    recorded = with_key(
-        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-    )
+    recorded = run_against(upstream, suite, monkeypatch, "record")
     recorded.assert_outcomes(passed=1)
     servers.run(upstream.stop())
     # The teardown's request used the second recording: nothing is left unused.
@@ -347,11 +351,9 @@ def test_one_test_of_a_shared_cassette_run_alone_minds_only_its_own_recordings(
     cassette in the run: strict judges only its own recordings, and rewrite re-records only them."""
     only(suite, test_shared="PAUSE = 0\n" + SHARED)
     cassette = suite.path / "cassettes" / "shared" / "login.db"
-    record = ("--cassette-mode=record", f"--cassette-upstream={upstream.url}")
-    with_key(suite, monkeypatch, *record).assert_outcomes(passed=2)
+    run_against(upstream, suite, monkeypatch, "record").assert_outcomes(passed=2)
     alone = "test_shared.py::test_alice"
-    rewrite = ("--cassette-mode=rewrite", f"--cassette-upstream={upstream.url}")
-    with_key(suite, monkeypatch, *rewrite, alone).assert_outcomes(passed=1)
+    run_against(upstream, suite, monkeypatch, "rewrite", alone).assert_outcomes(passed=1)
     bodies = sorted(json.loads(b)["messages"][0]["content"] for b in _request_bodies(cassette))
     assert bodies == ["login as alice", "login as bob"]  # bob's recording kept
     with sqlite3.connect(cassette) as db:
@@ -371,9 +373,7 @@ def test_a_recording_no_test_sharing_the_cassette_used_fails_strict(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     only(suite, test_shared="PAUSE = 0\n" + SHARED)
-    recorded = with_key(
-        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-    )
+    recorded = run_against(upstream, suite, monkeypatch, "record")
     recorded.assert_outcomes(passed=2)
     servers.run(upstream.stop())
     suite.makepyfile(test_shared="PAUSE = 0\n" + SHARED.replace('ask("login as bob")', "pass"))
@@ -426,9 +426,7 @@ def test_every_test_id_gets_a_cassette_of_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     only(suite, test_names=NAMES)
-    recorded = with_key(
-        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-    )
+    recorded = run_against(upstream, suite, monkeypatch, "record")
     # Ids differing only in punctuation, and one too long for a file name, each get their own.
     recorded.assert_outcomes(passed=3, errors=1)
     names = sorted(p.name for p in (suite.path / "cassettes" / "test_names").iterdir())
@@ -635,9 +633,7 @@ def test_a_stream_a_test_left_running_holds_up_the_session_end_only_briefly(
 ) -> None:
     only(suite, test_left=LEFT_STREAMING)
     began = time.monotonic()
-    result = with_key(
-        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-    )
+    result = run_against(upstream, suite, monkeypatch, "record")
     took = time.monotonic() - began
     result.assert_outcomes(passed=1)
     # The upstream streams for 40 s; the server's default grace alone is 30 s.
@@ -671,9 +667,7 @@ def test_a_miss_in_a_fixtures_set_up_is_one_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     only(suite, test_setup='WARM_UP = "warm up"\n' + SETUP_CALL)
-    recorded = with_key(
-        suite, monkeypatch, "--cassette-mode=record", f"--cassette-upstream={upstream.url}"
-    )
+    recorded = run_against(upstream, suite, monkeypatch, "record")
     recorded.assert_outcomes(passed=1)
     servers.run(upstream.stop())
     suite.makepyfile(test_setup='WARM_UP = "warm up again"\n' + SETUP_CALL)
@@ -704,10 +698,9 @@ def test_a_renamed_test_takes_over_what_its_old_name_recorded(
     """Its old recordings go on rewrite and count as its own under strict: no test is left to
     own them, and replayed first they would hide what the test re-recorded."""
     only(suite, test_renamed=RENAMED.replace("NAME", "login"))
-    upstream_url = f"--cassette-upstream={upstream.url}"
-    with_key(suite, monkeypatch, "--cassette-mode=record", upstream_url).assert_outcomes(passed=1)
+    run_against(upstream, suite, monkeypatch, "record").assert_outcomes(passed=1)
     suite.makepyfile(test_renamed=RENAMED.replace("NAME", "sign_in"))
-    with_key(suite, monkeypatch, "--cassette-mode=rewrite", upstream_url).assert_outcomes(passed=1)
+    run_against(upstream, suite, monkeypatch, "rewrite").assert_outcomes(passed=1)
     with sqlite3.connect(suite.path / "cassettes" / "named" / "login.db") as db:
         assert list(db.execute("SELECT recorded_by FROM exchanges")) == [
             ("test_renamed.py::test_sign_in",)
