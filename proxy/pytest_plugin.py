@@ -442,7 +442,7 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
         finally:
             # What the test and its fixtures' teardown did with the cassette, read as it is
             # released (which flushes the test's recordings to disk); judged in the teardown report.
-            item.stash[_FINAL] = state.run(_outcome(named, name, release=True))
+            item.stash[_FINAL] = state.run(_outcome_and_release(named, name))
 
 
 @pytest.fixture(autouse=True)
@@ -452,11 +452,11 @@ def _cassette_marker(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("cassette")
 
 
-async def _outcome(
-    named: NamedCassettes, name: str, *, release: bool = False
+async def _outcome_and_release(
+    named: NamedCassettes, name: str
 ) -> tuple[list[str], list[tuple[int, str | None]]]:
     """The misses and unused recordings (id, the test that made it) of a test's cassette, read
-    on the proxy's loop; then, if `release`, the cassette is freed (one round trip for both)."""
+    on the proxy's loop; then the cassette is freed (one round trip for both)."""
     current = named.opened(name)
     misses = list(current.stats.misses) if current is not None else []
     unused = (
@@ -464,9 +464,17 @@ async def _outcome(
         if current is not None and current.mode != "record"
         else []
     )
-    if release:
-        await (named.deactivate(name) if named.active == name else named.release(name))
+    await (named.deactivate(name) if named.active == name else named.release(name))
     return misses, unused
+
+
+def _misses_so_far(named: NamedCassettes, name: str) -> list[str]:
+    """The misses of a test's cassette, read from the test's thread without a round trip to the
+    proxy's loop (a test pays one per phase otherwise). The proxy notes a miss before it answers
+    the request, so every request the test has had an answer to is counted; looking up the dict
+    and copying the list are each one step under the GIL, so the copy is never half-made."""
+    current = named.opened(name)
+    return list(current.stats.misses) if current is not None else []
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -488,7 +496,7 @@ def _judge_call(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.T
     was caught."""
     state: _PluginState = item.config.stash[_STATE]
     _, named = state.start()
-    misses, _ = state.run(_outcome(named, item.stash[_USE].name))
+    misses = _misses_so_far(named, item.stash[_USE].name)
     item.stash[_CALL_SEEN] = (len(misses), report.passed)
     if misses:
         raised = ""
