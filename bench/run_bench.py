@@ -1,8 +1,9 @@
 """Side-by-side load benchmark of cassette-proxy against bare aiohttp peers.
 
 Servers are pinned to CPU 0 and wrk to CPU 1; every configuration is measured in the same run.
-Each round starts every server afresh and measures them in turn; the ratios are taken within a
-round and their median over the rounds is reported (with every round's value).
+Each round starts every server afresh and measures them taking turns in one-second windows; the
+ratios are taken within a round and their median over the rounds is reported (with every round's
+value).
 
     python bench/run_bench.py [--rounds 5] [--duration 5]
 """
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -132,6 +134,18 @@ def main() -> None:
         )
 
 
+def interleaved(
+    targets: dict[str, str], measure: Callable[[str], float], args: argparse.Namespace
+) -> dict[str, list[float]]:
+    """`measure` of every target in one-second windows, `args.duration` each, taking turns."""
+    windows: dict[str, list[float]] = {name: [] for name in targets}
+    order = list(targets)
+    for turn in range(max(1, round(args.duration))):
+        for name in order if turn % 2 == 0 else reversed(order):
+            windows[name].append(measure(targets[name]))
+    return windows
+
+
 def measure_round(
     tmp: Path, script: Path, args: argparse.Namespace, number: int
 ) -> dict[str, dict[str, float]]:
@@ -181,13 +195,17 @@ def measure_round(
             )
         path = "/v1/chat/completions"
         targets = {name: f"http://127.0.0.1:{port}{path}" for name, port in ports.items()}
-        rps: dict[str, float] = {}
-        p50: dict[str, float] = {}
-        for name, url in targets.items():
+        for url in targets.values():
             wrk(url, script, args.connections, 1)  # warm-up
-            rps[name] = wrk(url, script, args.connections, args.duration)[0]
-            if name != "replay":
-                p50[name] = wrk(url, script, 1, args.duration)[1]
+        # The servers take turns in one-second windows, the order reversed every other pass, so
+        # a slower spell of the (shared, noisy) machine falls on all of them alike.
+        rps_windows = interleaved(
+            targets, lambda url: wrk(url, script, args.connections, 1)[0], args
+        )
+        latency_targets = {name: url for name, url in targets.items() if name != "replay"}
+        p50_windows = interleaved(latency_targets, lambda url: wrk(url, script, 1, 1)[1], args)
+        rps = {name: statistics.mean(values) for name, values in rps_windows.items()}
+        p50 = {name: statistics.median(values) for name, values in p50_windows.items()}
     derived = {
         "replay_ratio": rps["replay"] / rps["upstream"],
         "added_p50": p50["record"] - p50["upstream"],
