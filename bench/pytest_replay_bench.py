@@ -8,7 +8,7 @@ OpenAI upstream of the tests, stops it, then replays each copy in its own pytest
 alternating over several rounds, and reports the median wall times and their ratio per shape.
 Needs the `bench` extra (vcrpy, pytest-recording).
 
-    pip install -e '.[bench]' && python bench/pytest_replay_bench.py [--rounds 3] [--per-test 1,4,20,1:shared]
+    pip install -e '.[bench]' && python bench/pytest_replay_bench.py [--rounds 5] [--per-test 1,4,20,1:shared]
 """
 
 from __future__ import annotations
@@ -180,7 +180,12 @@ class Shape:
 
     @property
     def ratio(self) -> float:
-        return self.median("VCR.py") / self.median("cassette-proxy")
+        """The median over the rounds of VCR.py's time over ours: each round's two runs are
+        back to back, so a slower spell of the machine weighs on both sides of its ratio."""
+        return statistics.median(
+            vcr / ours
+            for vcr, ours in zip(self.times["VCR.py"], self.times["cassette-proxy"], strict=True)
+        )
 
 
 def measure(shape: Shape, tmp: Path, args: argparse.Namespace) -> None:
@@ -219,8 +224,11 @@ def measure(shape: Shape, tmp: Path, args: argparse.Namespace) -> None:
         "cassette-proxy": (ours, ["--cassette-mode=replay"]),
         "VCR.py": (vcr, ["--record-mode=none"]),
     }
-    for _ in range(args.rounds):
-        for name, (directory, replay_args) in variants.items():
+    for number in range(args.rounds):
+        # Who goes first alternates, so neither side always runs on a machine the other warmed.
+        order = list(variants) if number % 2 == 0 else list(reversed(variants))
+        for name in order:
+            directory, replay_args = variants[name]
             shape.times[name].append(pytest_run(directory, replay_args, replay_env, shape.tests))
     if fake.request_count != recorded:
         sys.exit(f"the upstream received {fake.request_count - recorded} requests in replay")
@@ -230,7 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200, help="openai SDK calls per suite")
     parser.add_argument(
         "--per-test",
@@ -267,8 +275,8 @@ def main() -> None:
 
     print(
         f"pytest replay of {args.calls} openai SDK calls, {args.embedding_dimensions}-dimension "
-        f"embeddings; wall time per pytest process, median of {args.rounds} rounds; upstream "
-        "stopped, 0 requests reached it, all tests passed:"
+        f"embeddings; wall time per pytest process, median of {args.rounds} rounds (the ratio: "
+        "median of the rounds' ratios); upstream stopped, 0 requests reached it, all tests passed:"
     )
     print(f"{'tests x calls':>21s} {'cassette-proxy':>15s} {'VCR.py':>9s} {'VCR.py / ours':>14s}")
     for shape in shapes:
