@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+from yarl import URL
 
 Mode = Literal["record", "replay", "auto"]
 LogFormat = Literal["auto", "console", "json"]
@@ -133,7 +134,9 @@ def load_config(
                     sources[(section, key)] = str(path)
     for name, (section, key) in OVERRIDABLE.items():
         env_name = ENV_PREFIX + name.upper()
-        if env_name in environ:
+        # Set but empty (`CASSETTE_PROXY_HOST=` in a .env file or a CI matrix) means unset, as it
+        # does for CASSETTE_PROXY_CONFIG; taken literally, an empty host listens everywhere.
+        if environ.get(env_name):
             raw.setdefault(section, {})[key] = environ[env_name]
             sources[(section, key)] = f"environment variable {env_name}"
     for name, value in flags.items():
@@ -241,5 +244,35 @@ def _validate(config: Config, sources: dict[tuple[str, str], str], path: Path | 
         raise fail("server", "port", "must be between 0 and 65535")
     if config.server.max_body_size <= 0:
         raise fail("server", "max_body_size", "must be a positive number of bytes")
-    if not config.upstream.url.startswith(("http://", "https://")):
+    _validate_upstream_url(config.upstream.url, fail)
+    if not config.server.host:
+        raise fail(
+            "server",
+            "host",
+            "must not be empty: 127.0.0.1 (the default) listens on loopback only, 0.0.0.0 on "
+            "every interface",
+        )
+    for section, key, value in (
+        ("upstream", "connect_timeout", config.upstream.connect_timeout),
+        ("upstream", "read_timeout", config.upstream.read_timeout),
+    ):
+        if not value > 0:
+            raise fail(section, key, "must be a positive number of seconds")
+    if not config.server.shutdown_grace >= 0:
+        raise fail("server", "shutdown_grace", "must be 0 or more seconds")
+
+
+def _validate_upstream_url(url: str, fail: Callable[[str, str, str], ConfigError]) -> None:
+    """An absolute http(s) URL with a host and a usable port: caught here, a typo is a config
+    error naming the key, not a traceback from the first request."""
+    if not url.startswith(("http://", "https://")):
         raise fail("upstream", "url", "must start with http:// or https://")
+    try:
+        parsed = URL(url)
+        port = parsed.port
+    except ValueError as exc:
+        raise fail("upstream", "url", f"not a URL ({exc})") from None
+    if not parsed.host:
+        raise fail("upstream", "url", "names no host (expected e.g. https://api.openai.com)")
+    if port is not None and not 0 < port <= 65535:
+        raise fail("upstream", "url", f"port {port} is out of range")

@@ -41,6 +41,13 @@ def test_precedence_flags_over_environment_over_file(tmp_path: Path) -> None:
         ("[replay]\nmiss_status = 429\n", "bad value for `replay.miss_status`"),
         ('[server]\nmode = "play"\n', "bad value for `server.mode`"),
         ("[server\n", "invalid TOML"),
+        ('[upstream]\nurl = "http://"\n', "bad value for `upstream.url`: names no host"),
+        ('[upstream]\nurl = "http://host:80a"\n', "bad value for `upstream.url`: not a URL"),
+        ('[upstream]\nurl = "http://host:0"\n', "bad value for `upstream.url`: port 0"),
+        ("[upstream]\nread_timeout = -5\n", "bad value for `upstream.read_timeout`"),
+        ("[upstream]\nconnect_timeout = 0\n", "bad value for `upstream.connect_timeout`"),
+        ("[server]\nshutdown_grace = -1\n", "bad value for `server.shutdown_grace`"),
+        ('[server]\nhost = ""\n', "bad value for `server.host`: must not be empty"),
     ],
 )
 def test_bad_file_names_key_and_file(tmp_path: Path, text: str, expected: str) -> None:
@@ -112,3 +119,10 @@ def test_a_section_that_is_not_a_table_names_the_key_file_and_fix(
         'own with its keys below it, e.g. `url = "http://127.0.0.1:9"` (config.example.toml '
         "lists every key)"
     )
+
+
+def test_an_empty_environment_variable_counts_as_unset() -> None:
+    # `CASSETTE_PROXY_HOST=` taken literally would listen on every interface.
+    config = load_config(None, {"CASSETTE_PROXY_HOST": "", "CASSETTE_PROXY_CASSETTE_DIR": ""}, {})
+    assert config.server.host == "127.0.0.1"
+    assert config.server.cassette_dir is None
