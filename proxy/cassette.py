@@ -28,8 +28,11 @@ class SessionStats(msgspec.Struct):
     """What this cassette did since it was opened: for summaries (`run`, the pytest plugin)."""
 
     replayed: int = 0
-    recorded: int = 0
+    recorded: int = 0  # replayable recordings
     misses: list[str] = msgspec.field(default_factory=list)
+    # Stored exchanges a replay will not serve (the proxy's own 502 for an unreachable upstream,
+    # a body cut short), each described with why.
+    unreplayable: list[str] = msgspec.field(default_factory=list)
 
 
 class Cassette:
@@ -56,6 +59,8 @@ class Cassette:
         self._replay_loggers: dict[int, Logger] = {}
         self._replay_events = DeferredEvents() if log.is_enabled_for(logging.INFO) else None
         self._replay_bodies: dict[int, bytes] = {}
+        # Ids of recordings indexed for replay (auto mode) that the writer has not written yet.
+        self._unwritten: set[int] = set()
         # The pytest test using the cassette now: its recordings are marked as its own.
         self.recorder: str | None = None
         # Requests being served: a cassette taken out of use stays open until they are over.
@@ -133,12 +138,19 @@ class Cassette:
             else:
                 exchange.content_encoding = None
         self.exchange_count += 1
-        self.stats.recorded += 1
+        if exchange.replayable:
+            self.stats.recorded += 1
+        else:
+            why = f" ({exchange.notes[0]})" if exchange.notes else ""
+            self.stats.unreplayable.append(
+                f"{exchange.method} {exchange.path}: {exchange.outcome.value}{why}"
+            )
         self.store.submit(exchange)
         if self.mode == "auto" and exchange.complete:
             # Not a stream its client left partway: a later identical request that reads on
             # should be forwarded, not handed the part (as repeat-last would).
             self.index.add(exchange, exchange.match_key, consumed=True)
+            self._unwritten.add(exchange.id)
 
     @staticmethod
     def _stream_kept_encoded(exchange: Exchange) -> bool:
@@ -207,6 +219,7 @@ class Cassette:
         await self.store.close()
 
     def _logged(self, exchange: Exchange) -> None:
+        self._unwritten.discard(exchange.id)
         self._log.info("exchange", **exchange_fields(exchange, "recorded", self.mode))
 
     def replay_logger(self, exchange: Exchange) -> Logger:
@@ -217,7 +230,7 @@ class Cassette:
         bound = self._replay_loggers.get(exchange.id)
         if bound is None:
             usage = exchange.usage
-            bound = self._replay_loggers[exchange.id] = self._log.bind(
+            bound = self._log.bind(
                 source="replayed",
                 mode=self.mode,
                 id=exchange.id,
@@ -229,6 +242,10 @@ class Cassette:
                 output_tokens=usage.output_tokens,
                 stream=exchange.stream,
             )
+            # Recorded this session (auto mode) and not yet written, it has no typed columns
+            # yet (the writer decodes them): bound again next time rather than kept.
+            if exchange.id not in self._unwritten:
+                self._replay_loggers[exchange.id] = bound
         return bound
 
     def _failed(self, exc: Exception, batch: Sequence[Exchange]) -> None:

@@ -86,10 +86,14 @@ def _in_terminal_foreground() -> bool:
 
 def summary(config: Config, stats: SessionStats) -> str:
     misses = len(stats.misses)
+    unreplayable = (
+        f", {len(stats.unreplayable)} stored but not replayable" if stats.unreplayable else ""
+    )
     lines = [
         f"cassette-proxy run: {config.server.cassette} ({config.server.mode}): "
-        f"{stats.replayed} replayed, {stats.recorded} recorded, "
+        f"{stats.replayed} replayed, {stats.recorded} recorded{unreplayable}, "
         f"{misses} miss{'es' if misses != 1 else ''}"
     ]
+    lines += [f"  not replayable: {what}" for what in stats.unreplayable]
     lines += [f"  miss: {message}" for message in stats.misses]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,33 @@ def test_each_exchange_logs_one_json_event_recorded_and_replayed(
         assert event["key"] and event["key"] != api_key and api_key[8:] not in event["key"]
     assert all(event["ttfb_ms"] >= 0 for event in recorded)  # a replay's own TTFB is its ms
     assert api_key not in recorder.stderr() + replayer.stderr()
+
+
+def test_auto_mode_replays_of_a_fresh_recording_log_its_model_and_tokens(
+    upstream: FakeOpenAI, cassette: Path, api_key: str, tmp_path: Path
+) -> None:
+    proxy = _serve("auto", upstream.url, cassette, tmp_path)
+    try:
+        with sync_client(proxy.base_url, api_key, max_retries=0) as client:
+            client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+            # Replayed at once: the writer (which decodes the typed columns) has not run yet.
+            client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+            time.sleep(0.5)  # written by now
+            client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+        events = _exchange_events(proxy)
+    finally:
+        proxy.kill()
+    # The recording's line comes once it is written: before or after the first replay's.
+    assert sorted(e["source"] for e in events) == ["recorded", "replayed", "replayed"]
+    (recorded,) = [e for e in events if e["source"] == "recorded"]
+    later = events[-1]
+    assert later["source"] == "replayed"
+    assert recorded["model"].startswith("gpt-4o-mini") and recorded["input_tokens"] > 0
+    assert (later["model"], later["input_tokens"], later["output_tokens"]) == (
+        recorded["model"],
+        recorded["input_tokens"],
+        recorded["output_tokens"],
+    )
 
 
 def _read_all(fd: int) -> list[bytes]:

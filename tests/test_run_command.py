@@ -126,3 +126,23 @@ def _drain(fd: int) -> str:
 
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and terminals")
+
+
+def test_the_summary_does_not_count_an_unreachable_upstream_as_recorded(tmp_path: Path) -> None:
+    # Recording with the upstream down stores the proxy's own 502, which replay will not serve.
+    post = (
+        "import os, urllib.request, urllib.error\n"
+        "request = urllib.request.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions',"
+        " data=b'{\"model\": \"m\"}', headers={'content-type': 'application/json'})\n"
+        "try:\n    urllib.request.urlopen(request)\n"
+        "except urllib.error.HTTPError as error:\n    print(error.code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "run", "--cassette", str(tmp_path / "c.db"),
+         "--mode", "record", "--upstream", closed_port_url(), "--", sys.executable, "-c", post],
+        env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "502"
+    assert "0 replayed, 0 recorded, 1 stored but not replayable, 0 misses" in done.stderr
+    assert "not replayable: POST /v1/chat/completions: upstream_unreachable (" in done.stderr
