@@ -24,6 +24,8 @@ NAMED_PREFIX = "/_c/"
 Owned = Callable[[str | None], bool]
 # The first segment of an API path: what follows the cassette name.
 API_ROOTS = ("/v1/", "/openai/")
+# So no part of a cassette name may be one of them: the name would end there.
+API_ROOT_PARTS = frozenset(root.strip("/") for root in API_ROOTS)
 _PATHS_KEPT = 10_000
 # What each `/`-separated part of a cassette name may hold, and how long it may be: with `.db`
 # and SQLite's `-journal` a file name stays far below the usual limit of 255 bytes.
@@ -85,6 +87,11 @@ class NamedCassettes:
             raise BadCassetteName(
                 f"cassette name {name!r} may hold only ASCII letters, digits, '_', '.' and '-', "
                 "with '/' between folders"
+            )
+        if reserved := [p for p in parts if p in API_ROOT_PARTS]:
+            raise BadCassetteName(
+                f"cassette name {name!r} has a part {reserved[0]!r}: in /_c/<name>/v1/... the "
+                "name ends where /v1/ or /openai/ begins; rename that part"
             )
         if len(max(parts, key=len)) > MAX_SEGMENT:
             raise BadCassetteName(

@@ -365,7 +365,9 @@ def default_name(item: pytest.Item) -> str:
 
     A part holding other characters than letters, digits, `_`, `.` and `-` has them replaced by
     `_` and gets a digest of what it was (`test_y[a b]` → `test_y_a_b_-1f0c2a9e`), so that ids
-    differing only there (`[Hi!]`, `[Hi?]`) keep cassettes of their own; so does a long one.
+    differing only there (`[Hi!]`, `[Hi?]`) keep cassettes of their own; so does a long one,
+    and a part named `v1` or `openai` (`tests/openai/` → `tests/openai-<digest>/`), which would
+    end the name in the cassette's URL.
     """
     file_part, _, rest = item.nodeid.partition("::")
     module = file_part.removesuffix(".py")
@@ -374,8 +376,12 @@ def default_name(item: pytest.Item) -> str:
 
 
 def _name_part(text: str) -> str:
+    from proxy.named import API_ROOT_PARTS  # not at import: pytest loads this plugin everywhere
+
     cleaned = _UNSAFE.sub("_", text)
-    if cleaned == text and len(text) <= _NAME_PART_KEPT and text not in (".", ".."):
+    # `v1` and `openai` would end the name in the cassette's URL (tests/openai/test_chat.py).
+    kept = text not in (".", "..") and text not in API_ROOT_PARTS
+    if cleaned == text and len(text) <= _NAME_PART_KEPT and kept:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{cleaned[:_NAME_PART_KEPT]}-{digest}"

@@ -707,3 +707,43 @@ def test_a_renamed_test_takes_over_what_its_old_name_recorded(
         ]
     servers.run(upstream.stop())
     suite.runpytest_subprocess("--cassette-strict").assert_outcomes(passed=1)
+
+
+def test_a_test_folder_named_openai_or_v1_gets_a_cassette_of_its_own(
+    suite: pytest.Pytester,
+    upstream: FakeOpenAI,
+    servers: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In /_c/<name>/v1/... a name part `openai` or `v1` would end the name there.
+    (suite.path / "test_example.py").unlink()
+    chat = textwrap.dedent(
+        """
+        import openai
+        import pytest
+
+        @pytest.mark.cassette
+        def test_hello():
+            reply = openai.OpenAI().chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+            )
+            assert reply.choices[0].message.content.startswith("You said: hello")
+
+        @pytest.mark.cassette("shared/openai/chat")
+        def test_named_by_hand():
+            pass
+        """
+    )
+    for folder in ("openai", "v1"):
+        (suite.path / "tests" / folder).mkdir(parents=True)
+        (suite.path / "tests" / folder / f"test_{folder}_chat.py").write_text(chat)
+    recorded = run_against(upstream, suite, monkeypatch, "record")
+    recorded.assert_outcomes(passed=2, errors=2)
+    recorded.stdout.fnmatch_lines(["*cassette name 'shared/openai/chat' has a part 'openai'*"])
+    made = sorted(str(p.relative_to(suite.path / "cassettes")) for p in suite.path.rglob("*.db"))
+    assert [p.split("-")[0] for p in made] == ["tests/openai", "tests/v1"], made
+    assert made[0].endswith("/test_openai_chat/test_hello.db"), made
+    assert made[1].endswith("/test_v1_chat/test_hello.db"), made
+
+    servers.run(upstream.stop())
+    suite.runpytest_subprocess("-k", "hello").assert_outcomes(passed=2, deselected=2)
