@@ -16,6 +16,8 @@ from typing import Any, Literal
 import msgspec
 from yarl import URL
 
+from proxy.headers import NOT_STORED
+
 Mode = Literal["record", "replay", "auto"]
 LogFormat = Literal["auto", "console", "json"]
 RepeatPolicy = Literal["last", "error"]
@@ -245,6 +247,17 @@ def _validate(config: Config, sources: dict[tuple[str, str], str], path: Path | 
     if config.server.max_body_size <= 0:
         raise fail("server", "max_body_size", "must be a positive number of bytes")
     _validate_upstream_url(config.upstream.url, fail)
+    for header in config.matching.headers:
+        # Never stored, such a header would make every replay miss, and a credential's value
+        # would show in the miss message.
+        if header.lower() in NOT_STORED:
+            raise fail(
+                "matching",
+                "headers",
+                f"{header!r} is never stored (a credential, or a connection header), so no "
+                "recording could match it; to keep recordings apart by API key, give each key "
+                "a cassette of its own",
+            )
     if not config.server.host:
         raise fail(
             "server",

@@ -7,7 +7,7 @@ body so it can be read, decoded and replayed without the original compression.
 from __future__ import annotations
 
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Decompressor(Protocol):
@@ -68,6 +68,35 @@ class _Brotli:
         return b""
 
 
+class _Zstd:
+    """zstd, frame after frame (a stream may send several): the module Python 3.14 ships, or
+    its backport, which aiohttp's speedups install."""
+
+    def __init__(self) -> None:
+        try:
+            from compression import zstd  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            from backports import zstd  # type: ignore[import-not-found, no-redef, unused-ignore]
+        self._module: Any = zstd
+        self._inner = zstd.ZstdDecompressor()
+
+    def decompress(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        try:
+            while data:
+                out.append(self._inner.decompress(data))
+                if not self._inner.eof:
+                    break
+                data = self._inner.unused_data  # the next frame's start, if any
+                self._inner = self._module.ZstdDecompressor()
+        except self._module.ZstdError as exc:
+            raise CorruptBody(str(exc)) from None
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        return b""
+
+
 def is_identity(encoding: str | None) -> bool:
     """Whether a `content-encoding` value leaves the body as it is."""
     return encoding is None or encoding.strip().lower() in ("identity", "")
@@ -89,6 +118,11 @@ def decompressor_for(encoding: str | None) -> Decompressor:
             raise UnsupportedEncoding(
                 "br (install the brotli package to store it decoded)"
             ) from None
+    if name == "zstd":
+        try:
+            return _Zstd()
+        except ImportError:
+            raise UnsupportedEncoding("zstd (install backports.zstd to store it decoded)") from None
     raise UnsupportedEncoding(name)
 
 

@@ -26,6 +26,9 @@ HOP_BY_HOP = frozenset(
 # already holds the whole body, and an upstream that ignores `Expect: 100-continue` (as RFC 9110
 # allows) would leave the request waiting for a 100 that never comes.
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect"}
+# A request body in one of these codings reaches the handler decoded (aiohttp's server decodes
+# it), so its `content-encoding` no longer describes it: neither forwarded nor stored.
+DECODED_REQUEST_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 # Headers that carry secrets: forwarded to the upstream, never stored.
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
@@ -92,6 +95,8 @@ def split_request_headers(headers: CIMultiDictProxy[str]) -> RequestHeaders:
     encoding_asked = False
     for name, value in headers.items():
         low = name.lower()
+        if low == "content-encoding" and value.lower() in DECODED_REQUEST_CODINGS:
+            continue
         if low not in not_forwarded:
             forwarded.append((name, value))
             encoding_asked = encoding_asked or low == "accept-encoding"

@@ -176,3 +176,83 @@ async def test_a_body_not_valid_in_its_encoding_reaches_the_client_and_is_stored
         assert await get_raw(replayer.url) == recorded
     finally:
         await replayer.stop()
+
+
+async def test_a_zstd_event_stream_is_stored_event_by_event(tmp_path: Path) -> None:
+    # SDKs built on httpx or aiohttp with zstd installed offer it; an upstream may take it.
+    zstd = pytest.importorskip("backports.zstd")  # what aiohttp's speedups install
+
+    frames = [zstd.compress(event) for event in EVENTS]  # a frame per event, as sent
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "content-encoding": "zstd"}
+        )
+        await response.prepare(request)
+        for frame in frames:
+            await response.write(frame)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", stream)
+    upstream = TestServer(app, host="127.0.0.1", port=0)
+    await upstream.start_server()
+    cassette = tmp_path / "zstd.db"
+    flags = {"upstream": str(upstream.make_url("")), "cassette": str(cassette), "port": 0}
+    proxy = await start_proxy(load_config(None, {}, flags), make_logger("json", "error"))
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.post(proxy.url + "/v1/chat/completions", data=b"{}") as r,
+    ):
+        got = (await r.read(), r.headers.get("content-encoding"))
+    await proxy.stop()
+    await upstream.close()
+
+    assert got == (b"".join(frames), "zstd")  # the client's bytes untouched
+    with sqlite3.connect(cassette) as db:
+        events = [row[0] for row in db.execute("SELECT data FROM sse_events ORDER BY idx")]
+        stored = db.execute("SELECT stream, content_encoding, notes FROM exchanges").fetchone()
+    assert events == EVENTS
+    assert stored == (1, None, "[]")
+
+
+async def test_a_compressed_request_body_is_forwarded_as_what_it_is(tmp_path: Path) -> None:
+    # aiohttp's server hands the handler the body decoded: forwarded with its old
+    # content-encoding, it would be plain JSON labelled gzip.
+    seen: list[tuple[str | None, bytes]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append((request.headers.get("content-encoding"), body))
+        return web.json_response(json.loads(body))
+
+    app = web.Application()
+    app.router.add_post("/v1/embeddings", echo)
+    upstream = TestServer(app, host="127.0.0.1", port=0)
+    await upstream.start_server()
+    cassette = tmp_path / "request-gzip.db"
+    flags = {"upstream": str(upstream.make_url("")), "cassette": str(cassette), "port": 0}
+    payload = b'{"model": "m", "input": "hello"}'
+    answers = []
+    for mode in ("record", "replay"):
+        proxy = await start_proxy(
+            load_config(None, {}, {**flags, "mode": mode}), make_logger("json", "error")
+        )
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                proxy.url + "/v1/embeddings",
+                data=gzip.compress(payload, mtime=0),
+                headers={"content-encoding": "gzip", "content-type": "application/json"},
+            ) as r,
+        ):
+            answers.append((r.status, await r.json()))
+        await proxy.stop()
+    await upstream.close()
+
+    assert seen == [(None, payload)]  # once: the replay matched the recording
+    assert answers == [(200, json.loads(payload))] * 2
+    with sqlite3.connect(cassette) as db:
+        (headers,) = db.execute("SELECT request_headers FROM exchanges").fetchone()
+    assert "content-encoding" not in headers

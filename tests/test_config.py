@@ -48,6 +48,7 @@ def test_precedence_flags_over_environment_over_file(tmp_path: Path) -> None:
         ("[upstream]\nconnect_timeout = 0\n", "bad value for `upstream.connect_timeout`"),
         ("[server]\nshutdown_grace = -1\n", "bad value for `server.shutdown_grace`"),
         ('[server]\nhost = ""\n', "bad value for `server.host`: must not be empty"),
+        ('[matching]\nheaders = ["Authorization"]\n', "`matching.headers`: 'Authorization' is"),
     ],
 )
 def test_bad_file_names_key_and_file(tmp_path: Path, text: str, expected: str) -> None:
