@@ -17,7 +17,7 @@ from tests.support.exchanges import stored_exchange
 
 UPSTREAM_ANSWER = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Served-By: caf\xe9\r\n"
-    b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    b"X-Request-Id: req_caf\xe9\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
 )
 
 
@@ -74,6 +74,7 @@ async def test_non_utf8_header_bytes_are_stored_and_replayed(tmp_path: Path) -> 
     # The byte is kept as the string aiohttp made of it (surrogateescape), so nothing is lost.
     assert ("x-user", "caf\udce9") in stored[0].request_headers
     assert ("x-served-by", "caf\udce9") in stored[0].response_headers
+    assert stored[0].upstream_request_id == "req_caf\\xe9"  # its column is plain text
 
     replayer = await start_proxy(load_config(None, {}, {**flags, "mode": "replay"}), log)
     try:

@@ -45,6 +45,15 @@ Hook = Callable[[Exchange], None]
 ErrorHook = Callable[[Exception, Sequence[Exchange]], None]
 
 
+def _text(value: str | None) -> str | None:
+    """A header value for a TEXT column. Bytes that are not UTF-8 reach here as surrogates
+    (aiohttp decodes headers with surrogateescape), which SQLite refuses, and with them the whole
+    exchange: such a byte is written as `\\xNN` instead."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _is_small(path: Path) -> bool:
     try:
         return os.stat(path).st_size <= INLINE_READ_BYTES
@@ -267,11 +276,11 @@ class CassetteStore:
             e.id, e.started_at, ended, e.method, e.path, e.query, e.endpoint,
             self._json_text(e.request_headers), e.key_fingerprint, e.request_body,
             e.status, self._json_text(e.response_headers), e.response_body,
-            e.content_encoding, int(e.stream), e.ttfb_ms, e.duration_ms, e.match_key,
+            _text(e.content_encoding), int(e.stream), e.ttfb_ms, e.duration_ms, e.match_key,
             int(e.complete), e.outcome.value, self._json_text(e.notes), u.model,
             u.input_tokens, u.cached_tokens, u.output_tokens, u.reasoning_tokens,
-            u.finish_reason, u.error_type, u.error_code, e.upstream_request_id, u.audio_seconds,
-            e.recorded_by,
+            u.finish_reason, u.error_type, u.error_code, _text(e.upstream_request_id),
+            u.audio_seconds, e.recorded_by,
         )  # fmt: skip
 
     def _json_text(self, value: list[Any]) -> str:
