@@ -135,6 +135,9 @@ class TypedView:
             error = self._decode_if_json(exchange, "error", route.error or _error_type())
             usage.error_type = _value(error, "error", "type")
             usage.error_code = _value(error, "error", "code")
+            if error is None and not exchange.content_encoding:
+                # Not OpenAI's shape (vLLM sends an integer `code`): its type and code still.
+                _take_error(exchange.response_body, usage)
         elif exchange.stream:
             if route.stream is not None or route.events is not None:
                 self._describe_stream(exchange, route, usage)
@@ -248,10 +251,13 @@ class TypedView:
                 event_type = route.events.get(parsed.event or "")
             if event_type is None:
                 continue  # an event name the spec does not list: kept raw, not an error
-            decoded = self._decode(
-                exchange, f"event {index}", event_type, parsed.data.encode("utf-8")
-            )
+            data = parsed.data.encode("utf-8")
+            decoded = self._decode(exchange, f"event {index}", event_type, data)
             self._take_result(_value(decoded, "response") or decoded, usage)
+            if b'"error"' in data:
+                # An error sent inside a 200 stream: a Responses `error` event, or a chat chunk
+                # that is an error object (the SDKs raise it), which the chunk type does not hold.
+                _take_error(data, usage)
 
     @staticmethod
     def _take_result(result: Any, usage: Usage) -> None:
@@ -316,6 +322,29 @@ def _either(obj: Any, name: str, other: str) -> Any:
 
 def _name(type_: Any) -> str:
     return getattr(type_, "__name__", None) or str(type_)
+
+
+def _take_error(data: bytes, usage: Usage) -> None:
+    """Error type and code from JSON that is `{"error": {...}}` or a `{"type": "error", ...}`
+    event, read untyped: a code may be a number, which is kept as its text."""
+    try:
+        value = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return
+    if not isinstance(value, dict):
+        return
+    error = value.get("error")
+    if isinstance(error, dict):
+        found = error
+    elif value.get("type") == "error":
+        found = value
+    else:
+        return
+    kind, code = found.get("type"), found.get("code")
+    if isinstance(kind, str) and kind != "error":
+        usage.error_type = kind
+    if isinstance(code, (str, int)) and not isinstance(code, bool) and code != "":
+        usage.error_code = str(code)
 
 
 def _error_type() -> Any:

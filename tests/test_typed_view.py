@@ -123,6 +123,40 @@ def test_responses_completed_event_and_error_body() -> None:
     assert error.usage.model == "text-embedding-3-small"
 
 
+def test_errors_inside_a_200_stream_and_a_numeric_error_code_fill_the_error_columns() -> None:
+    # A Responses `error` event carries its code at the top; a chat stream may send a chunk that
+    # is an error object (the SDKs raise it); vLLM's error bodies have an integer code.
+    responses = _exchange(
+        "/v1/responses",
+        b'{"model":"gpt-5","stream":true}',
+        200,
+        b"",
+        [
+            b'event: error\ndata: {"type":"error","sequence_number":1,"code":"server_error",'
+            b'"message":"The model failed.","param":null}\n\n'
+        ],
+    )
+    chat = _exchange(
+        "/v1/chat/completions",
+        b'{"model":"gpt-4o","messages":[],"stream":true}',
+        200,
+        b"",
+        [b'data: {"error":{"message":"overloaded","type":"server_error","code":"busy"}}\n\n'],
+    )
+    vllm = _exchange(
+        "/v1/chat/completions",
+        b'{"model":"m","messages":[]}',
+        400,
+        b'{"error":{"message":"bad","type":"BadRequestError","param":null,"code":400}}',
+        [],
+    )
+    for exchange in (responses, chat, vllm):
+        TypedView().describe(exchange)
+    assert (responses.usage.error_type, responses.usage.error_code) == (None, "server_error")
+    assert (chat.usage.error_type, chat.usage.error_code) == ("server_error", "busy")
+    assert (vllm.usage.error_type, vllm.usage.error_code) == ("BadRequestError", "400")
+
+
 def test_a_body_that_does_not_fit_the_types_becomes_a_note() -> None:
     exchange = _exchange(
         "/v1/chat/completions",
