@@ -170,7 +170,17 @@ class Difference(msgspec.Struct):
     recorded: Json
 
     def describe(self) -> str:
-        return f"{self.path}: {_show(self.live)} != {_show(self.recorded)}"
+        live, recorded = _text(self.live), _text(self.recorded)
+        # Two long values cut at the same width would look the same: both are shown from a
+        # little before the first character that differs.
+        start = 0
+        if max(len(live), len(recorded)) > _WIDTH:
+            common = next(
+                (i for i, (a, b) in enumerate(zip(live, recorded, strict=False)) if a != b),
+                min(len(live), len(recorded)),
+            )
+            start = max(0, common - _CONTEXT)
+        return f"{self.path}: {_window(live, start)} != {_window(recorded, start)}"
 
 
 _MISSING = "<absent>"
@@ -228,6 +238,18 @@ def _same(a: Json, b: Json) -> bool:
 _PATH_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-def _show(value: Json, width: int = 80) -> str:
-    text = value if value is _MISSING else msgspec.json.encode(value).decode()
-    return text if len(text) <= width else text[: width - 1] + "…"
+_WIDTH = 80  # characters of a value a miss message shows
+_CONTEXT = 30  # of them, before the first that differs
+
+
+def _text(value: Json) -> str:
+    return value if value is _MISSING else msgspec.json.encode(value).decode()
+
+
+def _window(text: str, start: int) -> str:
+    if start == 0 and len(text) <= _WIDTH:
+        return text
+    head = "…" if start else ""
+    shown = text[start : start + _WIDTH - len(head)]
+    tail = "…" if start + len(shown) < len(text) else ""
+    return head + shown[: _WIDTH - len(head) - len(tail)] + tail

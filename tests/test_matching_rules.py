@@ -122,3 +122,20 @@ def test_json_numbers_match_by_value_and_a_boolean_is_never_a_number() -> None:
     for live, named in cases:
         assert r.key(live) != r.key(recorded)
         assert [d.describe() for d in differences(live, recorded)] == [named]
+
+
+def test_a_long_value_is_shown_where_it_differs() -> None:
+    # Cut at the same width, two long system prompts differing near their end looked the same.
+    prompt = "You are a helpful assistant for ACME Corp. Answer briefly and politely. Today is "
+    rules = MatchRules(MatchingConfig())
+
+    def body(day: str) -> Canonical:
+        data = f'{{"messages": [{{"role": "system", "content": "{prompt}2026-11-{day}."}}]}}'
+        return rules.canonical("POST", "/v1/chat/completions", "", [], "application/json",
+                               data.encode())  # fmt: skip
+
+    (found,) = differences(body("25"), body("24"))
+    assert found.describe() == (
+        'body.messages[0].content: …d politely. Today is 2026-11-25." != '
+        '…d politely. Today is 2026-11-24."'
+    )
