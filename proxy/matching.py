@@ -194,10 +194,29 @@ def differences(live: Canonical, recorded: Canonical, limit: int = 50) -> list[D
         ("path", live.path, recorded.path),
         ("query", _pairs_dict(live.query), _pairs_dict(recorded.query)),
         ("headers", _pairs_dict(live.headers), _pairs_dict(recorded.headers)),
-        ("body", live.body, recorded.body),
+        ("body", _by_field(live.body), _by_field(recorded.body)),
     ):
         _compare(a, b, name, found, limit)
     return found
+
+
+def _by_field(body: Json) -> Json:
+    """A multipart body as the miss message names it: by field name (`body.language`,
+    `body.file.sha256`), not by its place among the sorted parts."""
+    if not (isinstance(body, dict) and body.keys() == {"multipart"}):
+        return body
+    fields: dict[str, Json] = {}
+    for name, filename, content_type, value in body["multipart"]:
+        shown: Json = value
+        if filename is not None:
+            shown = {"filename": filename, "content_type": content_type, **value}
+        key = str(name)
+        if key in fields:  # a repeated field (`timestamp_granularities[]`): its values in order
+            previous = fields[key]
+            fields[key] = [*previous, shown] if isinstance(previous, list) else [previous, shown]
+        else:
+            fields[key] = shown
+    return fields
 
 
 def _pairs_dict(pairs: list[tuple[str, str]]) -> dict[str, Json]:

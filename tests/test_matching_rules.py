@@ -139,3 +139,22 @@ def test_a_long_value_is_shown_where_it_differs() -> None:
         'body.messages[0].content: …d politely. Today is 2026-11-25." != '
         '…d politely. Today is 2026-11-24."'
     )
+
+
+def test_a_multipart_difference_names_the_form_field() -> None:
+    rules = MatchRules(MatchingConfig())
+
+    def upload(language: str, audio: bytes) -> Canonical:
+        body = (
+            b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="language"\r\n\r\n'
+            + language.encode()
+            + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n" + audio + b"\r\n--b--\r\n"
+        )
+        return rules.canonical("POST", "/v1/audio/transcriptions", "", [],
+                               "multipart/form-data; boundary=b", body)  # fmt: skip
+
+    found = [d.describe() for d in differences(upload("de", b"RIFF1"), upload("en", b"RIFF22"))]
+    assert found[0].startswith('body.file.sha256: "')
+    assert found[1:] == ["body.file.size: 5 != 6", 'body.language: "de" != "en"']
