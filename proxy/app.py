@@ -43,9 +43,17 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     view = TypedView()
     if config.server.mode != "replay":
         view.load_types()  # now, rather than stalling the loop on the first recording's write
-    cassette = await Cassette.open(
-        Path(config.server.cassette), config.server.mode, config, view, app[LOG]
-    )
+    path = Path(config.server.cassette)
+    if (
+        config.server.cassette_dir is not None
+        and config.server.mode == "replay"
+        and not (path.exists())
+    ):
+        # Replaying a folder of named cassettes needs no default one: requests outside /_c/
+        # then miss, saying the cassette holds nothing.
+        cassette = Cassette.nothing_to_replay(path, config, view, app[LOG])
+    else:
+        cassette = await Cassette.open(path, config.server.mode, config, view, app[LOG])
     if config.server.cassette_dir is not None:
         app[NAMED] = NamedCassettes(Path(config.server.cassette_dir), config, view, app[LOG])
     upstream = Upstream(config.upstream)

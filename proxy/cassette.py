@@ -94,6 +94,17 @@ class Cassette:
             )
         return cassette
 
+    @classmethod
+    def nothing_to_replay(
+        cls, path: Path, config: Config, view: TypedView, log: Logger
+    ) -> Cassette:
+        """A replaying cassette with no file behind it: every request is a miss, nothing is
+        written. For a server whose tests use named cassettes only."""
+        index = RecordingIndex(repeat_last=config.replay.repeat == "last")
+        return cls(
+            CassetteStore(path, 1), "replay", MatchRules(config.matching), index, 0, view, log
+        )
+
     @property
     def path(self) -> Path:
         return self.store.path

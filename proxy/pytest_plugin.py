@@ -324,8 +324,6 @@ class _PluginState:
         config = msgspec.structs.replace(
             config, server=msgspec.structs.replace(config.server, shutdown_grace=grace)
         )
-        if self.server_mode == "replay":
-            Path(config.server.cassette).touch()
         log = make_logger(config.logging.format, "error", sys.__stderr__)
         self._thread = _LoopThread()
         sock = self._session_url.socket if self._session_url is not None else None

@@ -202,3 +202,22 @@ def test_a_stream_still_running_when_its_cassette_is_released_is_stored(
     rows = query(directory / "t.db", "SELECT complete, outcome FROM exchanges")
     expected = (1, "complete") if ending == "finished" else (0, "client_disconnected")
     assert rows == [expected]
+
+
+def test_replaying_named_cassettes_needs_no_default_cassette(
+    tmp_path: Path, upstream: FakeOpenAI, proxies: ProxyFactory, api_key: str
+) -> None:
+    directory = tmp_path / "cassettes"
+    recorder = proxies.start(
+        "record", upstream.url, tmp_path / "recorder.db", cassette_dir=str(directory)
+    )
+    assert answer(named_url(recorder.base_url, "suite/test_a"), api_key) == "answer 1"
+    recorder.stop()
+
+    # In CI: a folder of per-test cassettes, and no cassettes/default.db anyone recorded.
+    default = tmp_path / "default.db"
+    replayer = proxies.start("replay", closed_port_url(), default, cassette_dir=str(directory))
+    assert answer(named_url(replayer.base_url, "suite/test_a"), api_key) == "answer 1"
+    with pytest.raises(openai.BadRequestError, match="holds no POST requests at all"):
+        answer(replayer.base_url, api_key)  # outside /_c/: a miss, not a crash
+    assert not default.exists()
