@@ -12,7 +12,7 @@ from pathlib import Path
 from proxy import __version__
 from proxy.config import Config, ConfigError, load_config
 from proxy.drift import DriftError, read_cassette, render_json, render_table
-from proxy.logs import logging_to, make_logger
+from proxy.logs import library_logs_to, logging_to, make_logger
 from proxy.run import run_child
 from proxy.server import serve_forever
 from proxy.store import StoreError
@@ -86,7 +86,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return 2
     log = make_logger(config.logging.format, "error")
     try:
-        return asyncio.run(run_child(config, log, command, env))
+        with library_logs_to(log):
+            return asyncio.run(run_child(config, log, command, env))
     except StoreError as exc:
         print(f"cassette-proxy: {exc}", file=sys.stderr)
         return 1
@@ -129,7 +130,10 @@ def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if config is None:
         return 2
     try:
-        with logging_to(config.logging.format, config.logging.level) as log:
+        with (
+            logging_to(config.logging.format, config.logging.level) as log,
+            library_logs_to(log),
+        ):
             asyncio.run(serve_forever(config, log))
     except StoreError as exc:
         print(f"cassette-proxy: {exc}", file=sys.stderr)

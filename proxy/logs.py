@@ -8,12 +8,14 @@ import os
 import select
 import sys
 import time
+import traceback
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 import msgspec
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy.config import LogFormat
 
@@ -117,6 +119,44 @@ class _JsonLines(_Timestamps):
         if "exc_info" in event:
             event = structlog.processors.format_exc_info(_, method, event)
         return msgspec.json.encode(super().__call__(_, method, event))
+
+
+class _LibraryRecords(logging.Handler):
+    """Records a library logs through `logging` (aiohttp's server: a malformed request, an error
+    in a handler), written as events of ours: in JSON mode one line, not a bare traceback that
+    log shippers cannot parse."""
+
+    def __init__(self, log: Logger) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name}
+        name = record.levelname.lower()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            fields["error"] = repr(exc)
+            if isinstance(exc, HttpProcessingError):
+                name = "warning"  # a client's malformed request, not the proxy's fault
+            else:
+                fields["traceback"] = "".join(traceback.format_exception(exc)).rstrip()
+        emit = getattr(self._log, name if name in ("debug", "info", "warning") else "error")
+        emit(record.getMessage(), **fields)
+
+
+@contextmanager
+def library_logs_to(log: Logger, name: str = "aiohttp") -> Iterator[None]:
+    """Route the `name` logger's records through `log` for the block's duration."""
+    library = logging.getLogger(name)
+    handler = _LibraryRecords(log)
+    propagate = library.propagate
+    library.addHandler(handler)
+    library.propagate = False  # or a handler on the root logger would write them again
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.propagate = propagate
 
 
 def make_logger(fmt: LogFormat, level: str, stream: TextIO | None = None) -> Logger:

@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,26 @@ def test_auto_mode_replays_of_a_fresh_recording_log_its_model_and_tokens(
         recorded["input_tokens"],
         recorded["output_tokens"],
     )
+
+
+def test_a_malformed_request_is_one_json_log_line_not_a_traceback(
+    upstream: FakeOpenAI, cassette: Path, tmp_path: Path
+) -> None:
+    # aiohttp logs it through `logging`; a JSON log must stay one object per line.
+    proxy = _serve("record", upstream.url, cassette, tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as conn:
+            conn.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.0 400")
+        proxy.process.send_signal(signal.SIGTERM)
+        assert proxy.process.wait(30) == 0
+        lines = [json.loads(line) for line in proxy.stderr().splitlines() if line.strip()]
+    finally:
+        proxy.kill()
+    (bad,) = [line for line in lines if line.get("logger") == "aiohttp.server"]
+    assert bad["level"] == "warning" and "BadHttpMessage" in bad["error"]
+    assert "traceback" not in bad
+    assert upstream.request_count == 0
 
 
 def _read_all(fd: int) -> list[bytes]:
