@@ -461,8 +461,8 @@ async def _outcome_and_release(
 ) -> tuple[list[str], list[tuple[int, str | None]]]:
     """The misses and unused recordings (id, the test that made it) of a test's cassette, read
     on the proxy's loop; then the cassette is freed (one round trip for both)."""
+    misses = _misses_so_far(named, name)
     current = named.opened(name)
-    misses = list(current.stats.misses) if current is not None else []
     unused = (
         [(exchange.id, exchange.recorded_by) for exchange in current.index.unused()]
         if current is not None and current.mode != "record"

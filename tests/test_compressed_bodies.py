@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 
 from proxy.config import load_config
 from proxy.logs import make_logger
@@ -178,6 +179,15 @@ async def test_a_body_not_valid_in_its_encoding_reaches_the_client_and_is_stored
         await replayer.stop()
 
 
+async def one_route_upstream(path: str, handler: Handler) -> TestServer:
+    """A started upstream answering POSTs to `path` with `handler`."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    upstream = TestServer(app, host="127.0.0.1", port=0)
+    await upstream.start_server()
+    return upstream
+
+
 async def test_a_zstd_event_stream_is_stored_event_by_event(tmp_path: Path) -> None:
     # SDKs built on httpx or aiohttp with zstd installed offer it; an upstream may take it.
     zstd = pytest.importorskip("backports.zstd")  # what aiohttp's speedups install
@@ -194,10 +204,7 @@ async def test_a_zstd_event_stream_is_stored_event_by_event(tmp_path: Path) -> N
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", stream)
-    upstream = TestServer(app, host="127.0.0.1", port=0)
-    await upstream.start_server()
+    upstream = await one_route_upstream("/v1/chat/completions", stream)
     cassette = tmp_path / "zstd.db"
     flags = {"upstream": str(upstream.make_url("")), "cassette": str(cassette), "port": 0}
     proxy = await start_proxy(load_config(None, {}, flags), make_logger("json", "error"))
@@ -227,10 +234,7 @@ async def test_a_compressed_request_body_is_forwarded_as_what_it_is(tmp_path: Pa
         seen.append((request.headers.get("content-encoding"), body))
         return web.json_response(json.loads(body))
 
-    app = web.Application()
-    app.router.add_post("/v1/embeddings", echo)
-    upstream = TestServer(app, host="127.0.0.1", port=0)
-    await upstream.start_server()
+    upstream = await one_route_upstream("/v1/embeddings", echo)
     cassette = tmp_path / "request-gzip.db"
     flags = {"upstream": str(upstream.make_url("")), "cassette": str(cassette), "port": 0}
     payload = b'{"model": "m", "input": "hello"}'
