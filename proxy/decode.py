@@ -32,6 +32,9 @@ API_PREFIX = "/v1"
 CREATE_FILE = "createFile"  # POST /files: a batch input file is uploaded with purpose `batch`
 RETRIEVE_FILE_CONTENT = "downloadFile"  # GET /files/{file_id}/content
 AZURE_PREFIX = ("openai", "deployments")  # /openai/deployments/{deployment}/... ?api-version=
+RESOLVED_PATHS = 4096  # (method, path) pairs remembered by RouteTable.resolve
+_UNRESOLVED = object()
+_FINAL_STATUSES = frozenset(("completed", "incomplete", "failed", "cancelled"))
 
 
 class _Compiled(NamedTuple):
@@ -55,6 +58,8 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self._root = _Node()
+        # Resolved per exchange written: the same few paths again and again.
+        self._resolved: dict[tuple[str, str], _Compiled | None] = {}
         for route in routes:
             node = self._root
             # The spec lists some operations twice, once as `…?beta=true`: the first one wins.
@@ -68,6 +73,15 @@ class RouteTable:
             node.operations.setdefault(route.method, _Compiled(route, API_PREFIX + template))
 
     def resolve(self, method: str, path: str) -> _Compiled | None:
+        key = (method, path)
+        found = self._resolved.get(key, _UNRESOLVED)
+        if found is _UNRESOLVED:
+            if len(self._resolved) >= RESOLVED_PATHS:
+                self._resolved.clear()  # paths carrying ids are endless; the usual few come back
+            found = self._resolved[key] = self._resolve(method, path)
+        return found  # type: ignore[return-value]
+
+    def _resolve(self, method: str, path: str) -> _Compiled | None:
         parts = [p for p in path.split("/") if p]
         if parts[:1] == ["v1"]:
             parts = parts[1:]
@@ -87,6 +101,12 @@ class RouteTable:
         if node.parameter is not None:
             return self._walk(node.parameter, parts, depth + 1, method)
         return None
+
+
+def _field(obj: Any, name: str) -> Any:
+    """`_value` of one attribute, without the loop."""
+    value = getattr(obj, name, None)
+    return None if value is msgspec.UNSET else value
 
 
 def _value(obj: Any, *names: str) -> Any:
@@ -264,29 +284,32 @@ class TypedView:
         """Model, tokens, finish reason and error from a response, a stream chunk or an event."""
         if result is None:
             return
-        usage.model = _value(result, "model") or usage.model
-        for choice in _value(result, "choices") or ():
-            reason = _value(choice, "finish_reason")
+        # Written out field by field: this runs for every exchange recorded (and every event).
+        usage.model = _field(result, "model") or usage.model
+        for choice in _field(result, "choices") or ():
+            reason = _field(choice, "finish_reason")
             if reason:
                 usage.finish_reason = reason
-        status = _value(result, "status")
-        if isinstance(status, str) and status in ("completed", "incomplete", "failed", "cancelled"):
+        status = _field(result, "status")
+        if isinstance(status, str) and status in _FINAL_STATUSES:
             reason = _value(result, "incomplete_details", "reason")
             usage.finish_reason = f"{status}:{reason}" if reason else status
-        error_code = _value(result, "error", "code")
-        if error_code:
-            usage.error_code = error_code
-        counts = _value(result, "usage")
+        error = _field(result, "error")
+        if error is not None:
+            error_code = _field(error, "code")
+            if error_code:
+                usage.error_code = error_code
+        counts = _field(result, "usage")
         if counts is None:
             return
-        usage.audio_seconds = _value(counts, "seconds")  # usage of type `duration`
+        usage.audio_seconds = _field(counts, "seconds")  # usage of type `duration`
         # Chat and embeddings count prompt/completion tokens; Responses counts input/output.
         usage.input_tokens = _either(counts, "input_tokens", "prompt_tokens")
         usage.output_tokens = _either(counts, "output_tokens", "completion_tokens")
-        usage.cached_tokens = _value(
+        usage.cached_tokens = _field(
             _either(counts, "input_tokens_details", "prompt_tokens_details"), "cached_tokens"
         )
-        usage.reasoning_tokens = _value(
+        usage.reasoning_tokens = _field(
             _either(counts, "output_tokens_details", "completion_tokens_details"),
             "reasoning_tokens",
         )
@@ -316,8 +339,8 @@ def is_json_request(exchange: Exchange) -> bool:
 
 def _either(obj: Any, name: str, other: str) -> Any:
     """Field `name` of a decoded struct, or field `other` where `name` is absent or null."""
-    value = _value(obj, name)
-    return value if value is not None else _value(obj, other)
+    value = _field(obj, name)
+    return value if value is not None else _field(obj, other)
 
 
 def _name(type_: Any) -> str:

@@ -197,10 +197,10 @@ def _build(fmt: LogFormat, level: str, stream: TextIO | None) -> tuple[Logger, o
             sink = LineWriter(out)
         except (AttributeError, OSError, ValueError):  # a stream without a file descriptor
             sink = structlog.BytesLogger(getattr(out, "buffer", None))
+    # Bound at once: the lazy proxy `wrap_logger` returns would look the method up on every call.
     logger: Logger = structlog.wrap_logger(
         sink,
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        cache_logger_on_first_use=True,
-    )
+    ).bind()
     return logger, sink

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from proxy.cassette import SessionStats
 from proxy.config import Config
+from proxy.heap import settle_after_start
 from proxy.keys import CASSETTE
 from proxy.logs import Logger
 from proxy.server import start_proxy
@@ -31,6 +32,7 @@ async def run_child(
     report: TextIO = sys.stderr,
 ) -> int:
     proxy = await start_proxy(config, log)
+    settle_after_start()
     env = dict(environ)
     env["OPENAI_BASE_URL"] = proxy.url + "/v1"
     if config.server.mode == "replay" and not env.get("OPENAI_API_KEY"):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from proxy.app import build_app
 from proxy.config import Config
+from proxy.heap import settle_after_start
 from proxy.logs import Logger
 
 
@@ -72,6 +73,7 @@ async def serve_forever(config: Config, log: Logger) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     proxy = await start_proxy(config, log)
+    settle_after_start()
     log.info(
         "listening",
         url=proxy.url,
