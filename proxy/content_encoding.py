@@ -15,6 +15,11 @@ class Decompressor(Protocol):
 
     def flush(self) -> bytes: ...
 
+    @property
+    def finished(self) -> bool:
+        """Whether the bytes so far end where the compressed stream does (not cut short)."""
+        ...
+
 
 class _Identity:
     def decompress(self, data: bytes) -> bytes:
@@ -22,6 +27,10 @@ class _Identity:
 
     def flush(self) -> bytes:
         return b""
+
+    @property
+    def finished(self) -> bool:
+        return True
 
 
 class UnsupportedEncoding(Exception):
@@ -33,22 +42,43 @@ class CorruptBody(Exception):
 
 
 class _Zlib:
-    """gzip or deflate; zlib's own error becomes `CorruptBody`, like brotli's."""
+    """gzip or deflate; zlib's own error becomes `CorruptBody`, like brotli's.
 
-    def __init__(self, wbits: int) -> None:
+    A gzip body may be several gzip members one after the other (RFC 1952): each is decoded in
+    turn, where zlib alone would stop after the first. Bytes after the end of a deflate stream
+    are not part of any body.
+    """
+
+    def __init__(self, wbits: int, members: bool) -> None:
+        self._wbits = wbits
+        self._members = members
         self._inner = zlib.decompressobj(wbits=wbits)
 
     def decompress(self, data: bytes) -> bytes:
+        out: list[bytes] = []
         try:
-            return self._inner.decompress(data)
+            while data:
+                out.append(self._inner.decompress(data))
+                if not self._inner.eof:
+                    break
+                data = self._inner.unused_data
+                if data and not self._members:
+                    raise CorruptBody(f"{len(data)} bytes after the end of the deflate stream")
+                if data:
+                    self._inner = zlib.decompressobj(wbits=self._wbits)  # the next member
         except zlib.error as exc:
             raise CorruptBody(str(exc)) from None
+        return b"".join(out)
 
     def flush(self) -> bytes:
         try:
             return self._inner.flush()
         except zlib.error as exc:
             raise CorruptBody(str(exc)) from None
+
+    @property
+    def finished(self) -> bool:
+        return self._inner.eof
 
 
 class _Brotli:
@@ -67,6 +97,10 @@ class _Brotli:
     def flush(self) -> bytes:
         return b""
 
+    @property
+    def finished(self) -> bool:
+        return bool(self._inner.is_finished())
+
 
 class _Zstd:
     """zstd, frame after frame (a stream may send several): the module Python 3.14 ships, or
@@ -79,22 +113,29 @@ class _Zstd:
             from backports import zstd  # type: ignore[import-not-found, no-redef, unused-ignore]
         self._module: Any = zstd
         self._inner = zstd.ZstdDecompressor()
+        self._frame_ended = False  # the last byte fed ended a frame
 
     def decompress(self, data: bytes) -> bytes:
         out: list[bytes] = []
         try:
             while data:
+                if self._frame_ended:
+                    self._inner = self._module.ZstdDecompressor()  # the next frame
                 out.append(self._inner.decompress(data))
-                if not self._inner.eof:
+                self._frame_ended = self._inner.eof
+                if not self._frame_ended:
                     break
                 data = self._inner.unused_data  # the next frame's start, if any
-                self._inner = self._module.ZstdDecompressor()
         except self._module.ZstdError as exc:
             raise CorruptBody(str(exc)) from None
         return b"".join(out)
 
     def flush(self) -> bytes:
         return b""
+
+    @property
+    def finished(self) -> bool:
+        return self._frame_ended
 
 
 def is_identity(encoding: str | None) -> bool:
@@ -108,9 +149,9 @@ def decompressor_for(encoding: str | None) -> Decompressor:
         return _Identity()
     name = encoding.strip().lower()
     if name in ("gzip", "x-gzip"):
-        return _Zlib(wbits=16 + zlib.MAX_WBITS)
+        return _Zlib(wbits=16 + zlib.MAX_WBITS, members=True)
     if name == "deflate":
-        return _Zlib(wbits=zlib.MAX_WBITS)
+        return _Zlib(wbits=zlib.MAX_WBITS, members=False)
     if name == "br":
         try:
             return _Brotli()
@@ -127,6 +168,12 @@ def decompressor_for(encoding: str | None) -> Decompressor:
 
 
 def decode_body(data: bytes, encoding: str | None) -> bytes:
-    """The whole body decoded; raises UnsupportedEncoding or CorruptBody."""
+    """The whole body decoded; raises UnsupportedEncoding, or CorruptBody for bytes that are not
+    valid in the coding, including a body cut short before its compressed stream ends."""
     decoder = decompressor_for(encoding)
-    return decoder.decompress(data) + decoder.flush()
+    if not data:
+        return data  # a HEAD's, a 204's: no body to decode, whatever the headers say
+    decoded = decoder.decompress(data) + decoder.flush()
+    if not decoder.finished:
+        raise CorruptBody("the body ends before its compressed stream does")
+    return decoded

@@ -142,8 +142,20 @@ async def get_raw(base: str) -> tuple[int, bytes, str | None]:
         ("text/event-stream", "gzip", NOT_COMPRESSED),
         ("text/event-stream", "br", NOT_COMPRESSED),
         ("text/event-stream", "gzip", good_then_bad()),
+        # Valid as far as it goes, but cut short: decoded, it would replay a truncated body.
+        ("application/json", "gzip", gzip.compress(JSON_BODY, mtime=0)[:-40]),
+        ("application/json", "deflate", zlib.compress(b'{"ok": true}') + b"more"),
     ],
-    ids=["json-gzip", "json-deflate", "json-br", "sse-gzip", "sse-br", "sse-gzip-bad-midway"],
+    ids=[
+        "json-gzip",
+        "json-deflate",
+        "json-br",
+        "sse-gzip",
+        "sse-br",
+        "sse-gzip-bad-midway",
+        "json-gzip-cut-short",
+        "json-deflate-trailing-bytes",
+    ],
 )
 async def test_a_body_not_valid_in_its_encoding_reaches_the_client_and_is_stored_encoded(
     tmp_path: Path, content_type: str, encoding: str, body: bytes
@@ -177,6 +189,37 @@ async def test_a_body_not_valid_in_its_encoding_reaches_the_client_and_is_stored
         assert await get_raw(replayer.url) == recorded
     finally:
         await replayer.stop()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "decoded"),
+    [("application/json", JSON_BODY), ("text/event-stream", b"".join(EVENTS))],
+    ids=["json", "sse"],
+)
+async def test_a_gzip_body_of_several_members_is_stored_and_replayed_whole(
+    tmp_path: Path, content_type: str, decoded: bytes
+) -> None:
+    # RFC 1952 allows members one after the other; zlib alone stops after the first.
+    half = len(decoded) // 2
+    body = gzip.compress(decoded[:half], mtime=0) + gzip.compress(decoded[half:], mtime=0)
+    upstream = TestServer(mislabelled_upstream(body, content_type, "gzip"), port=0)
+    await upstream.start_server()
+    flags = {"upstream": str(upstream.make_url("")), "cassette": str(tmp_path / "m.db")}
+    log = make_logger("json", "error")
+    got = []
+    for mode in ("record", "replay"):
+        proxy = await start_proxy(load_config(None, {}, {**flags, "mode": mode, "port": 0}), log)
+        got.append(await get_raw(proxy.url))
+        await proxy.stop()
+    await upstream.close()
+
+    assert got[0] == (200, body, "gzip")  # the client's bytes untouched
+    assert got[1] == (200, decoded, None)  # every member, decoded
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT content_encoding, notes FROM exchanges").fetchone() == (
+            None,
+            "[]",
+        )
 
 
 async def one_route_upstream(path: str, handler: Handler) -> TestServer:
