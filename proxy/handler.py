@@ -92,7 +92,7 @@ class ProxyHandler:
                 )
                 return response
             if cassette.mode == "replay":
-                message = explain_miss(cassette, canonical, take)
+                message = explain_miss(cassette, canonical, key, take)
                 cassette.stats.misses.append(message)
                 app[LOG].warning("replay miss", method=request.method, path=path, detail=message)
                 return error_response(

@@ -110,17 +110,23 @@ def _boundary(content_type: str) -> str | None:
 
 
 def multipart_fields(body: bytes, boundary: str) -> list[list[Json]]:
-    """[name, filename, content type, text value or file digest] per part, sorted by name."""
+    """[name, filename, content type, text value or file digest] per part, sorted by name.
+
+    A text field is its name and value: whether a client labels it `text/plain` is how that
+    client writes forms (SDKs differ), not what the API is asked, so its content type is left out.
+    """
     fields: list[list[Json]] = []
     for part in multipart.parts(body, boundary):
         if part.filename is None:
             value_repr: Json = part.content.decode("utf-8", "replace")
+            content_type = None
         else:
             value_repr = {
                 "sha256": hashlib.sha256(part.content).hexdigest(),
                 "size": len(part.content),
             }
-        fields.append([part.name, part.filename, part.content_type, value_repr])
+            content_type = part.content_type
+        fields.append([part.name, part.filename, content_type, value_repr])
     fields.sort(key=lambda f: str(f[0]))
     return fields
 

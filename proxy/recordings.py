@@ -23,11 +23,15 @@ class RecordingIndex:
         self._by_key: dict[str, list[Exchange]] = {}
         self._served: dict[str, int] = {}
         self._repeat_last = repeat_last
+        # Stored exchanges no replay serves (a 502 of the proxy's own, a body cut short), the
+        # latest per key: a miss on one of those says so rather than naming another recording.
+        self._unreplayable: dict[str, Exchange] = {}
 
     def add(self, exchange: Exchange, key: str, *, consumed: bool = False) -> None:
         """Index a replayable recording under `key` (its match key under the rules in force
         now); `consumed` marks one just made for the live request."""
         if not exchange.replayable:
+            self._unreplayable[key] = exchange
             return
         queue = self._by_key.setdefault(key, [])
         queue.append(exchange)
@@ -45,6 +49,10 @@ class RecordingIndex:
         if self._repeat_last:
             return Take(queue[-1], used_up=True, replayed=served, recorded=len(queue))
         return Take(None, used_up=True, replayed=served, recorded=len(queue))
+
+    def unreplayable(self, key: str) -> Exchange | None:
+        """The latest stored exchange under `key` that no replay serves, if any."""
+        return self._unreplayable.get(key)
 
     def unused(self) -> list[Exchange]:
         """The recordings never served (the pytest plugin's unused report and

@@ -47,7 +47,7 @@ async def serve_recording(
     return response
 
 
-def explain_miss(cassette: Cassette, live: Canonical, take: Take) -> str:
+def explain_miss(cassette: Cassette, live: Canonical, key: str, take: Take) -> str:
     """Why nothing was served: the nearest recording and the first field that differs."""
     where = f"cassette {cassette.path}"
     request_line = f"{live.method} {live.path}"
@@ -56,6 +56,14 @@ def explain_miss(cassette: Cassette, live: Canonical, take: Take) -> str:
             f"cassette-proxy replay miss: {request_line} matches a recording in {where}, but all "
             f'{take.recorded} recording(s) of it were already replayed (replay.repeat = "error"); '
             "record again to capture the extra call"
+        )
+    broken = cassette.index.unreplayable(key)
+    if broken is not None:
+        why = f": {broken.notes[0]}" if broken.notes else ""
+        return (
+            f"cassette-proxy replay miss: {request_line} was recorded in {where} as exchange "
+            f"#{broken.id} ({_when(broken)}), but that recording cannot be replayed: it ended "
+            f"{broken.outcome.value}{why}; record it again"
         )
     nearest: tuple[tuple[int, int], Exchange, list[Difference]] | None = None
     for exchange in cassette.index:
@@ -71,11 +79,15 @@ def explain_miss(cassette: Cassette, live: Canonical, take: Take) -> str:
             f"holds no {live.method} requests at all; record it first (--mode record or auto)"
         )
     _, exchange, found = nearest
-    recorded_at = datetime.fromtimestamp(exchange.started_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     first = found[0].describe() if found else "no difference in matched fields"
     more = f" (and {len(found) - 1} more difference(s))" if len(found) > 1 else ""
     return (
         f"cassette-proxy replay miss: no recording in {where} matches {request_line}. Nearest is "
-        f"exchange #{exchange.id} ({exchange.method} {exchange.path}, recorded {recorded_at}): "
+        f"exchange #{exchange.id} ({exchange.method} {exchange.path}, {_when(exchange)}): "
         f"{first}{more}."
     )
+
+
+def _when(exchange: Exchange) -> str:
+    at = datetime.fromtimestamp(exchange.started_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"recorded {at}"

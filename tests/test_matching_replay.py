@@ -87,6 +87,38 @@ def test_repeat_error_policy_turns_an_extra_call_into_a_miss(
     assert upstream.request_count == 3
 
 
+def test_a_miss_on_a_request_recorded_unreplayable_says_so(
+    upstream: FakeOpenAI, proxies: ProxyFactory, cassette: Path, api_key: str
+) -> None:
+    recorder = proxies.start("record", upstream.url, cassette)
+    with sync_client(recorder.base_url, api_key) as client:
+        assert ask(client) == "answer 1"
+    recorder.stop()
+    # The same cassette, recorded again while the upstream is unreachable: the proxy's own 502
+    # is stored, and no replay serves it.
+    recorder = proxies.start("record", "http://127.0.0.1:9", cassette)
+    down = [{"role": "user", "content": "asked while the upstream was down"}]
+    with (
+        sync_client(recorder.base_url, api_key, max_retries=0) as client,
+        pytest.raises(openai.InternalServerError),
+    ):
+        ask(client, down)
+    recorder.stop()
+
+    replayer = proxies.start("replay", upstream.url, cassette)
+    with (
+        sync_client(replayer.base_url, api_key) as client,
+        pytest.raises(openai.BadRequestError) as info,
+    ):
+        ask(client, down)
+    # Not "nearest is exchange #1: messages[0].content differs", which the user never changed.
+    message = info.value.message
+    assert "as exchange #2" in message
+    assert "cannot be replayed: it ended upstream_unreachable" in message
+    assert "messages[0].content" not in message
+    assert upstream.request_count == 1
+
+
 def test_json_bodies_match_by_value_not_bytes(
     upstream: FakeOpenAI, proxies: ProxyFactory, cassette: Path, api_key: str
 ) -> None:

@@ -67,6 +67,18 @@ def test_multipart_matches_by_fields_and_file_digest_never_boundary() -> None:
     assert three != one
 
 
+def test_a_text_fields_content_type_is_not_matched() -> None:
+    # Some clients label every form field `text/plain`; the API receives the same value.
+    r = rules()
+    plain = multipart("b1", [("model", None, b"whisper-1"), ("file", "a.wav", b"RIFF")])
+    labelled = plain.replace(
+        b'name="model"\r\n', b'name="model"\r\nContent-Type: text/plain; charset=utf-8\r\n'
+    )
+    assert labelled != plain
+    content_type = "multipart/form-data; boundary=b1"
+    assert key(r, labelled, content_type=content_type) == key(r, plain, content_type=content_type)
+
+
 def test_other_bodies_match_by_bytes() -> None:
     r = rules()
     assert key(r, b"abc", content_type="text/plain") == key(r, b"abc", content_type="text/plain")
