@@ -7,9 +7,13 @@ the boundary, a part's head gives its `Content-Disposition` name and file name a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from proxy.media import essence
+
+# `; name=value` in a header, the value a token or a quoted string (which may hold `;`).
+_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +29,7 @@ class Part:
 
 def boundary(content_type: str) -> str | None:
     """The `boundary` parameter of a `multipart/...` content type."""
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "boundary":
-            return value.strip('"')
-    return None
+    return _parameters(content_type).get("boundary")
 
 
 def is_form_data(content_type: str | None) -> bool:
@@ -52,12 +52,22 @@ def parts(body: bytes, boundary: str) -> list[Part]:
         for line in head.decode("utf-8", "replace").split("\r\n"):
             name, _, value = line.partition(":")
             if name.strip().lower() == "content-disposition":
-                for param in value.split(";")[1:]:
-                    k, _, v = param.strip().partition("=")
-                    disposition[k.lower()] = v.strip('"')
+                disposition = _parameters(value)
             elif name.strip().lower() == "content-type":
                 part_type = value.strip()
         found.append(
             Part(disposition.get("name", ""), disposition.get("filename"), part_type, content)
         )
+    return found
+
+
+def _parameters(value: str) -> dict[str, str]:
+    """A header value's parameters by lower-case name, quotes removed: a quoted file name such
+    as `"a;b.wav"` stays whole."""
+    found: dict[str, str] = {}
+    for match in _PARAMETER.finditer(value):
+        raw = match.group(2).strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = raw[1:-1]  # escapes kept: clients differ on them, and both sides read alike
+        found.setdefault(match.group(1).lower(), raw)
     return found

@@ -79,6 +79,20 @@ def test_a_text_fields_content_type_is_not_matched() -> None:
     assert key(r, labelled, content_type=content_type) == key(r, plain, content_type=content_type)
 
 
+def test_a_quoted_file_name_is_read_whole() -> None:
+    # A `;` inside the quotes is part of the name, not the start of another parameter.
+    r = rules()
+    content_type = "multipart/form-data; boundary=b1"
+    one = multipart("b1", [("file", "take;1.wav", b"RIFF")])
+    two = multipart("b1", [("file", "take;2.wav", b"RIFF")])
+    assert key(r, one, content_type=content_type) != key(r, two, content_type=content_type)
+    live = r.canonical("POST", "/v1/audio/transcriptions", "", [], content_type, one)
+    recorded = r.canonical("POST", "/v1/audio/transcriptions", "", [], content_type, two)
+    assert [d.describe() for d in differences(live, recorded)] == [
+        'body.file.filename: "take;1.wav" != "take;2.wav"'
+    ]
+
+
 def test_other_bodies_match_by_bytes() -> None:
     r = rules()
     assert key(r, b"abc", content_type="text/plain") == key(r, b"abc", content_type="text/plain")
