@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from proxy.admin import add_admin_routes
-from proxy.cassette import Cassette
+from proxy.cassette import Cassette, cassette_exists
 from proxy.config import Config
 from proxy.decode import TypedView
 from proxy.forward import Upstream
@@ -47,7 +47,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     if (
         config.server.cassette_dir is not None
         and config.server.mode == "replay"
-        and not (path.exists())
+        and not cassette_exists(path)
     ):
         # Replaying a folder of named cassettes needs no default one: requests outside /_c/
         # then miss, saying the cassette holds nothing.

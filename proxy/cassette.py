@@ -71,7 +71,7 @@ class Cassette:
     async def open(
         cls, path: Path, mode: Mode, config: Config, view: TypedView, log: Logger
     ) -> Cassette:
-        if mode == "replay" and not path.exists():
+        if mode == "replay" and not cassette_exists(path):
             # Replaying a mistyped path would otherwise answer every request with a miss.
             raise StoreError(
                 f"{path}: no such cassette to replay; check the path, or record it first "
@@ -294,3 +294,15 @@ def exchange_fields(exchange: Exchange, source: str, mode: str) -> dict[str, obj
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def cassette_exists(path: Path) -> bool:
+    """Whether there is a file at `path`; a path that cannot even be looked at (a folder the
+    user may not enter) is a StoreError naming it, not an error about something else."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot open the cassette ({exc.strerror or exc})") from None
+    return True

@@ -9,12 +9,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import msgspec
+
 from proxy import __version__
 from proxy.config import Config, ConfigError, load_config
 from proxy.drift import DriftError, read_cassette, render_json, render_table
 from proxy.logs import library_logs_to, logging_to, make_logger
 from proxy.run import run_child
-from proxy.server import serve_forever
+from proxy.server import CannotListen, serve_forever
 from proxy.store import StoreError
 
 
@@ -84,6 +86,11 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _load(args, env, host="127.0.0.1", port=args.port or 0)
     if config is None:
         return 2
+    # The child reaches only `--cassette` (its base URL is /v1, not /_c/<name>/v1): a cassette
+    # folder from the environment or a shared config file must not excuse a mistyped path.
+    config = msgspec.structs.replace(
+        config, server=msgspec.structs.replace(config.server, cassette_dir=None)
+    )
     log = make_logger(config.logging.format, "error")
     try:
         with library_logs_to(log):
@@ -91,8 +98,11 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except StoreError as exc:
         print(f"cassette-proxy: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        return _cannot_listen(config, exc)
+    except CannotListen as exc:
+        return _cannot_listen(config, exc.error)
+    except OSError as exc:  # not the socket's: say what failed, without a traceback
+        print(f"cassette-proxy: {exc}", file=sys.stderr)
+        return 1
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -138,8 +148,11 @@ def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except StoreError as exc:
         print(f"cassette-proxy: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        return _cannot_listen(config, exc)
+    except CannotListen as exc:
+        return _cannot_listen(config, exc.error)
+    except OSError as exc:  # not the socket's: say what failed, without a traceback
+        print(f"cassette-proxy: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

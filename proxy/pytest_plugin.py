@@ -397,6 +397,7 @@ def _cassette_name(item: pytest.Item) -> str:
 @pytest.fixture
 def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     """This test's cassette: `OPENAI_BASE_URL` points at it for the test's duration."""
+    from proxy.cassette import cassette_exists
     from proxy.named import BadCassetteName
     from proxy.store import StoreError
 
@@ -413,7 +414,11 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     if problem:
         pytest.fail(f"cassette-proxy: {problem}", pytrace=False)
     mode: Mode = state.server_mode
-    if mode == "replay" and not path.exists():
+    try:
+        missing = mode == "replay" and not cassette_exists(path)
+    except StoreError as exc:
+        pytest.fail(f"cassette-proxy: {exc}", pytrace=False)
+    if missing:
         pytest.fail(
             f"cassette-proxy: no cassette {path} to replay for this test; record it with "
             "--cassette-mode=record (or auto)",

@@ -14,6 +14,14 @@ from proxy.heap import settle_after_start
 from proxy.logs import Logger
 
 
+class CannotListen(Exception):
+    """The proxy's socket could not be bound or listened on (`error` says why)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class RunningProxy:
     """A started proxy; `port` is the bound one (useful with port 0)."""
 
@@ -57,9 +65,9 @@ async def start_proxy(
     )
     try:
         await site.start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        raise CannotListen(exc) from exc
     server = site._server
     sockets = getattr(server, "sockets", None) or []
     port = sockets[0].getsockname()[1] if sockets else config.server.port
