@@ -95,14 +95,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         with library_logs_to(log):
             return asyncio.run(run_child(config, log, command, env))
-    except StoreError as exc:
-        print(f"cassette-proxy: {exc}", file=sys.stderr)
-        return 1
-    except CannotListen as exc:
-        return _cannot_listen(config, exc.error)
-    except OSError as exc:  # not the socket's: say what failed, without a traceback
-        print(f"cassette-proxy: {exc}", file=sys.stderr)
-        return 1
+    except (StoreError, CannotListen, OSError) as exc:
+        return _could_not_run(config, exc)
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -145,21 +139,19 @@ def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             library_logs_to(log),
         ):
             asyncio.run(serve_forever(config, log))
-    except StoreError as exc:
-        print(f"cassette-proxy: {exc}", file=sys.stderr)
-        return 1
-    except CannotListen as exc:
-        return _cannot_listen(config, exc.error)
-    except OSError as exc:  # not the socket's: say what failed, without a traceback
-        print(f"cassette-proxy: {exc}", file=sys.stderr)
-        return 1
+    except (StoreError, CannotListen, OSError) as exc:
+        return _could_not_run(config, exc)
     return 0
 
 
-def _cannot_listen(config: Config, exc: OSError) -> int:
-    print(
-        f"cassette-proxy: cannot listen on {config.server.host}:{config.server.port}: "
-        f"{exc.strerror or exc}",
-        file=sys.stderr,
-    )
+def _could_not_run(config: Config, exc: StoreError | CannotListen | OSError) -> int:
+    """One line for what stopped the proxy (a cassette, its socket, another system error), 1."""
+    if isinstance(exc, CannotListen):
+        where = f"{config.server.host}:{config.server.port}"
+        print(
+            f"cassette-proxy: cannot listen on {where}: {exc.error.strerror or exc.error}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"cassette-proxy: {exc}", file=sys.stderr)
     return 1

@@ -42,11 +42,12 @@ IN_A_TERMINAL = (
 )
 
 
-def _run_command(tmp_path: Path, *extra: str) -> list[str]:
+def _run_command(tmp_path: Path, *extra: str, child: str = CHILD) -> list[str]:
+    """`run` of a Python `child` given the paths it marks `ready` and writes what it `seen`."""
     return [
         sys.executable, "-m", "proxy", "run", "--cassette", str(tmp_path / "c.db"),
         "--mode", "record", "--upstream", closed_port_url(), *extra,
-        "--", sys.executable, "-c", CHILD, str(tmp_path / "ready"),
+        "--", sys.executable, "-c", child, str(tmp_path / "ready"), str(tmp_path / "seen"),
     ]  # fmt: skip
 
 
@@ -169,9 +170,7 @@ open(sys.argv[2], "w").write(",".join(seen))
 def test_a_terminal_hang_up_reaches_the_child_once(tmp_path: Path) -> None:
     # The hang-up detaches the session from its terminal before `run` can ask the terminal who
     # is in its foreground; `run` still must not send a second one.
-    command = _run_command(tmp_path)
-    command[command.index("-c") :] = ["-c", HUP_CHILD, str(tmp_path / "ready"),
-                                          str(tmp_path / "seen")]  # fmt: skip
+    command = _run_command(tmp_path, child=HUP_CHILD)
     main, terminal = os.openpty()
     process = subprocess.Popen(
         [sys.executable, "-c", IN_A_TERMINAL, *command],
@@ -248,9 +247,7 @@ open(sys.argv[2], "w").write(",".join(senders))
 def test_a_hang_up_of_a_shells_terminal_is_not_passed_on_by_run(tmp_path: Path) -> None:
     # In an interactive shell's terminal the shell passes the hang-up to its jobs: a third
     # one from `run` would cut short what the child does on the first.
-    command = _run_command(tmp_path)
-    command[command.index("-c") :] = ["-c", HUP_SENDERS_CHILD, str(tmp_path / "ready"),
-                                      str(tmp_path / "seen")]  # fmt: skip
+    command = _run_command(tmp_path, child=HUP_SENDERS_CHILD)
     pid, main = pty.fork()
     if pid == 0:  # the shell in the terminal window
         os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], _env())
